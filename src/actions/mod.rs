@@ -1,0 +1,166 @@
+//! Actions stage: a `Plan` → `Outcome`s, through the `Actuator` port (StartInstances,
+//! SetInstanceHealth, ResumeProcesses, group tags). Groups run concurrently and
+//! independently; within a group the steps run in plan order and a failed step
+//! stops the ones after it (no resume after a failed or partial start). In a dry
+//! run nothing is called and every step is reported as `dry_run`.
+
+pub mod aws;
+
+use crate::domain::{AsgName, InstanceId};
+use crate::error::{AwsFailure, FailureKind};
+use crate::policy::{Action, Plan, RECOVERING_TAG, Step};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// The write port.
+pub trait Actuator: Sync {
+    /// StartInstances for one instance; answers the state AWS reports afterwards.
+    fn start(&self, id: &InstanceId) -> impl Future<Output = Result<String, AwsFailure>> + Send;
+    /// SetInstanceHealth Healthy, without respecting the grace period.
+    fn set_healthy(&self, id: &InstanceId) -> impl Future<Output = Result<(), AwsFailure>> + Send;
+    fn resume(&self, group: &AsgName, processes: &[String]) -> impl Future<Output = Result<(), AwsFailure>> + Send;
+    fn tag_group(&self, group: &AsgName, key: &str, value: &str)
+    -> impl Future<Output = Result<(), AwsFailure>> + Send;
+    fn untag_group(&self, group: &AsgName, key: &str) -> impl Future<Output = Result<(), AwsFailure>> + Send;
+}
+
+/// What became of a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Status {
+    Done {
+        detail: String,
+    },
+    DryRun,
+    /// The instance or group no longer exists: nothing left to do.
+    Gone {
+        detail: String,
+    },
+    Failed {
+        failure: AwsFailure,
+    },
+    NotAttempted {
+        reason: String,
+    },
+}
+
+/// A step and its result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub action: Action,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+impl Outcome {
+    pub fn is_done(&self) -> bool {
+        matches!(self.status, Status::Done { .. })
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self.status, Status::Failed { .. } | Status::NotAttempted { .. })
+    }
+}
+
+/// Carries out a plan.
+pub async fn execute<A: Actuator>(plan: &Plan, actuator: &A, dry_run: bool, now: DateTime<Utc>) -> Vec<Outcome> {
+    if dry_run {
+        return plan.steps.iter().map(|s| Outcome { action: s.action.clone(), status: Status::DryRun }).collect();
+    }
+    // Standalone instances are each their own unit; group steps stay together.
+    let mut units: BTreeMap<(Option<&AsgName>, Option<&InstanceId>), Vec<&Step>> = BTreeMap::new();
+    for step in &plan.steps {
+        let key = match &step.action {
+            Action::StartInstance { instance, group: None } => (None, Some(instance)),
+            other => (other.group(), None),
+        };
+        units.entry(key).or_default().push(step);
+    }
+    let stamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let runs = units.into_values().map(|steps| run_unit(steps, actuator, &stamp));
+    futures::future::join_all(runs).await.into_iter().flatten().collect()
+}
+
+async fn run_unit<A: Actuator>(steps: Vec<&Step>, actuator: &A, stamp: &str) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(steps.len());
+    let mut i = 0;
+    while i < steps.len() {
+        // Consecutive starts in a group run concurrently.
+        let batch: Vec<&Step> = if matches!(steps[i].action, Action::StartInstance { .. }) {
+            steps[i..].iter().take_while(|s| matches!(s.action, Action::StartInstance { .. })).copied().collect()
+        } else {
+            vec![steps[i]]
+        };
+        i += batch.len();
+        let results = futures::future::join_all(batch.iter().map(|s| run_step(&s.action, actuator, stamp))).await;
+        let mut blocked = None;
+        for (step, result) in batch.into_iter().zip(results) {
+            if let Status::Failed { failure } = &result {
+                // A failed recovery tag does not stop the starts: they matter more.
+                if !matches!(step.action, Action::MarkRecovering { .. }) {
+                    blocked = Some(format!(
+                        "{} of {} failed ({})",
+                        step.action.name(),
+                        target(&step.action),
+                        failure.code.as_deref().unwrap_or("error")
+                    ));
+                }
+            }
+            outcomes.push(Outcome { action: step.action.clone(), status: result });
+        }
+        if let Some(reason) = blocked {
+            for rest in &steps[i..] {
+                outcomes.push(Outcome {
+                    action: rest.action.clone(),
+                    status: Status::NotAttempted { reason: reason.clone() },
+                });
+            }
+            break;
+        }
+    }
+    outcomes
+}
+
+async fn run_step<A: Actuator>(action: &Action, actuator: &A, stamp: &str) -> Status {
+    let result = match action {
+        Action::MarkRecovering { group } => {
+            actuator.tag_group(group, RECOVERING_TAG, stamp).await.map(|()| format!("tagged {RECOVERING_TAG}={stamp}"))
+        }
+        Action::StartInstance { instance, .. } => {
+            actuator.start(instance).await.map(|state| format!("StartInstances accepted, now {state}"))
+        }
+        Action::SetInstanceHealthy { instance, .. } => {
+            actuator.set_healthy(instance).await.map(|()| "marked Healthy".into())
+        }
+        Action::ResumeProcesses { group, processes } => {
+            actuator.resume(group, processes).await.map(|()| format!("resumed {}", processes.join(", ")))
+        }
+        Action::ClearRecovering { group } => {
+            actuator.untag_group(group, RECOVERING_TAG).await.map(|()| format!("removed {RECOVERING_TAG}"))
+        }
+    };
+    match result {
+        Ok(detail) => Status::Done { detail },
+        Err(f) if f.kind == FailureKind::NotFound => Status::Gone { detail: f.message },
+        Err(failure) => {
+            tracing::warn!(action = action.name(), target = %target(action), code = failure.code.as_deref().unwrap_or(""), kind = ?failure.kind, "action failed");
+            Status::Failed { failure }
+        }
+    }
+}
+
+/// The resource a step acts on, for messages.
+pub fn target(action: &Action) -> String {
+    match action {
+        Action::StartInstance { instance, .. } | Action::SetInstanceHealthy { instance, .. } => instance.to_string(),
+        Action::MarkRecovering { group }
+        | Action::ResumeProcesses { group, .. }
+        | Action::ClearRecovering { group } => group.to_string(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod recording;

@@ -1,0 +1,84 @@
+//! `RecordingActuator`: applies writes to a `MemoryInventory`'s state and records
+//! every call, with optional injected failures, for tests.
+
+use super::Actuator;
+use crate::domain::{AsgName, InstanceId, InstanceState, StatusChecks};
+use crate::error::{AwsFailure, FailureKind};
+use crate::inventory::memory::MemoryInventory;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+pub struct RecordingActuator {
+    pub world: MemoryInventory,
+    pub calls: Mutex<Vec<String>>,
+    /// Calls (e.g. `start i-…`) that fail with the given kind.
+    pub failures: BTreeMap<String, FailureKind>,
+    /// Whether started instances pass status checks at once.
+    pub checks_ok: bool,
+}
+
+impl RecordingActuator {
+    pub fn new(world: MemoryInventory) -> Self {
+        Self { world, calls: Mutex::new(vec![]), failures: BTreeMap::new(), checks_ok: true }
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn record(&self, call: String) -> Result<(), AwsFailure> {
+        self.calls.lock().unwrap().push(call.clone());
+        match self.failures.get(&call) {
+            Some(kind) => Err(AwsFailure {
+                operation: "test",
+                kind: *kind,
+                code: Some(format!("{kind:?}")),
+                message: format!("injected failure of {call}"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Actuator for RecordingActuator {
+    async fn start(&self, id: &InstanceId) -> Result<String, AwsFailure> {
+        self.record(format!("start {id}"))?;
+        let mut s = self.world.state.lock().unwrap();
+        let inst = s.instances.get_mut(id).unwrap();
+        inst.state = InstanceState::Running;
+        inst.state_reason_code = None;
+        let check = if self.checks_ok { "ok" } else { "initializing" };
+        inst.status = Some(StatusChecks { instance: check.into(), system: "ok".into() });
+        Ok("pending".into())
+    }
+
+    async fn set_healthy(&self, id: &InstanceId) -> Result<(), AwsFailure> {
+        self.record(format!("set-healthy {id}"))?;
+        let mut s = self.world.state.lock().unwrap();
+        for g in s.groups.values_mut() {
+            for m in g.members.iter_mut().filter(|m| &m.id == id) {
+                m.health_status = "Healthy".into();
+            }
+        }
+        Ok(())
+    }
+
+    async fn resume(&self, group: &AsgName, processes: &[String]) -> Result<(), AwsFailure> {
+        self.record(format!("resume {group} {}", processes.join(",")))?;
+        let mut s = self.world.state.lock().unwrap();
+        s.groups.get_mut(group).unwrap().suspended.retain(|p| !processes.contains(&p.name));
+        Ok(())
+    }
+
+    async fn tag_group(&self, group: &AsgName, key: &str, value: &str) -> Result<(), AwsFailure> {
+        self.record(format!("tag {group} {key}"))?;
+        self.world.state.lock().unwrap().groups.get_mut(group).unwrap().tags.insert(key.into(), value.into());
+        Ok(())
+    }
+
+    async fn untag_group(&self, group: &AsgName, key: &str) -> Result<(), AwsFailure> {
+        self.record(format!("untag {group} {key}"))?;
+        self.world.state.lock().unwrap().groups.get_mut(group).unwrap().tags.remove(key);
+        Ok(())
+    }
+}

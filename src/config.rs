@@ -1,0 +1,254 @@
+//! Configuration: one typed `Config` read once at start-up from environment
+//! variables (through a lookup function, so tests never touch the process env)
+//! and validated with messages that name the variable and the accepted values.
+
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// What the guard may do. Ordered: a tag may only choose a mode at or below the stack's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Only for the override tag: leave this group or instance alone entirely.
+    Ignore,
+    /// Report and notify, never change anything.
+    Notify,
+    /// Also start instances that were stopped (by AWS, unless configured otherwise).
+    Restart,
+    /// Also mark restarted members healthy and resume the processes the guard owns.
+    Recover,
+}
+
+impl FromStr for Mode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ignore" => Ok(Self::Ignore),
+            "notify" => Ok(Self::Notify),
+            "restart" => Ok(Self::Restart),
+            "recover" => Ok(Self::Recover),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ignore => "ignore",
+            Self::Notify => "notify",
+            Self::Restart => "restart",
+            Self::Recover => "recover",
+        })
+    }
+}
+
+/// The Auto Scaling processes AWS knows (the deprecated RemoveFromLoadBalancerLowPriority is ignored).
+pub const PROCESSES: [&str; 9] = [
+    "Launch",
+    "Terminate",
+    "AddToLoadBalancer",
+    "AlarmNotification",
+    "AZRebalance",
+    "HealthCheck",
+    "InstanceRefresh",
+    "ReplaceUnhealthy",
+    "ScheduledActions",
+];
+
+/// The per-group/instance override tag.
+pub const POLICY_TAG: &str = "retirement-guard:policy";
+
+/// A validated SNS topic ARN.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TopicArn(String);
+
+impl TopicArn {
+    pub fn parse(text: &str) -> Option<Self> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[1].starts_with("aws")
+            && parts[2] == "sns"
+            && !parts[3].is_empty()
+            && parts[4].len() == 12
+            && parts[4].bytes().all(|b| b.is_ascii_digit())
+            && !parts[5].is_empty();
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The account that owns the topic (field 5 of the ARN).
+    pub fn account(&self) -> &str {
+        self.0.split(':').nth(4).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration: {var} {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+/// The guard's effective configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    pub topic: TopicArn,
+    pub mode: Mode,
+    pub dry_run: bool,
+    pub restart_user_stopped: bool,
+    pub resume_user_suspended: bool,
+    pub max_starts: usize,
+    pub max_starts_per_group: usize,
+    pub opt_in_tag: Option<String>,
+    pub never_resume: BTreeSet<String>,
+    /// Health event type codes to act on; empty means every EC2 scheduledChange code.
+    pub health_event_codes: BTreeSet<String>,
+    /// Bounded wait inside one invocation for started instances to pass status checks.
+    pub wait_seconds: u64,
+    pub poll_seconds: u64,
+    pub environment: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let err = |var: &'static str, problem: String| ConfigError { var, problem };
+
+        let topic_text = get("NOTIFY_TOPIC_ARN")
+            .ok_or_else(|| err("NOTIFY_TOPIC_ARN", "is required (the SNS topic ARN for notices)".into()))?;
+        let topic = TopicArn::parse(&topic_text).ok_or_else(|| {
+            err(
+                "NOTIFY_TOPIC_ARN",
+                format!("is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME): {topic_text:?}"),
+            )
+        })?;
+        let mode = match get("POLICY") {
+            None => Mode::Notify,
+            Some(v) => match v.parse() {
+                Ok(m) if m != Mode::Ignore => m,
+                _ => return Err(err("POLICY", format!("must be notify, restart or recover, not {v:?}"))),
+            },
+        };
+        let flag = |var: &'static str| -> Result<bool, ConfigError> {
+            match get(var).map(|v| v.to_ascii_lowercase()) {
+                None => Ok(false),
+                Some(v) if v == "true" => Ok(true),
+                Some(v) if v == "false" => Ok(false),
+                Some(v) => Err(err(var, format!("must be true or false, not {v:?}"))),
+            }
+        };
+        let number = |var: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| err(var, format!("must be a whole number from 0 to {max}, not {v:?}"))),
+            }
+        };
+        let list = |var: &'static str| -> BTreeSet<String> {
+            get(var)
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let never_resume = list("NEVER_RESUME_PROCESSES");
+        if let Some(bad) = never_resume.iter().find(|p| !PROCESSES.contains(&p.as_str())) {
+            return Err(err(
+                "NEVER_RESUME_PROCESSES",
+                format!("names an unknown process {bad:?} (known: {})", PROCESSES.join(", ")),
+            ));
+        }
+        let poll_seconds = number("POLL_SECONDS", 10, 60)?.max(1);
+        Ok(Self {
+            topic,
+            mode,
+            dry_run: flag("DRY_RUN")?,
+            restart_user_stopped: flag("RESTART_USER_STOPPED")?,
+            resume_user_suspended: flag("RESUME_USER_SUSPENDED")?,
+            max_starts: number("MAX_STARTS_PER_INVOCATION", 10, 100)? as usize,
+            max_starts_per_group: number("MAX_STARTS_PER_GROUP", 5, 100)? as usize,
+            opt_in_tag: get("OPT_IN_TAG"),
+            never_resume,
+            health_event_codes: list("HEALTH_EVENT_CODES"),
+            wait_seconds: number("WAIT_SECONDS", 60, 600)?,
+            poll_seconds,
+            environment: get("ENVIRONMENT").unwrap_or_else(|| "default".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:retirement-guard-notices";
+
+    pub fn config_with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let pairs: Vec<(String, String)> =
+            [("NOTIFY_TOPIC_ARN", TOPIC)].iter().chain(pairs).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| pairs.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = config_with(&[]).unwrap();
+        assert_eq!(c.mode, Mode::Notify);
+        assert!(!c.dry_run && !c.restart_user_stopped && !c.resume_user_suspended);
+        assert_eq!(c.max_starts, 10);
+        assert_eq!(c.topic.account(), "123456789012");
+    }
+
+    #[test]
+    fn missing_or_malformed_topic_is_named() {
+        let e = Config::from_lookup(|_| None).unwrap_err();
+        assert_eq!(e.var, "NOTIFY_TOPIC_ARN");
+        let e = config_with(&[("NOTIFY_TOPIC_ARN", "arn:aws:sqs:us-east-1:123456789012:q")]).unwrap_err();
+        assert!(e.to_string().contains("NOTIFY_TOPIC_ARN is not an SNS topic ARN"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_accepted_values() {
+        let e = config_with(&[("POLICY", "fix-everything")]).unwrap_err();
+        assert_eq!(e.to_string(), "configuration: POLICY must be notify, restart or recover, not \"fix-everything\"");
+        assert_eq!(config_with(&[("POLICY", "ignore")]).unwrap_err().var, "POLICY");
+        assert_eq!(config_with(&[("DRY_RUN", "yes")]).unwrap_err().var, "DRY_RUN");
+        assert_eq!(config_with(&[("MAX_STARTS_PER_INVOCATION", "-1")]).unwrap_err().var, "MAX_STARTS_PER_INVOCATION");
+        assert_eq!(
+            config_with(&[("NEVER_RESUME_PROCESSES", "Launch,Lunch")]).unwrap_err().var,
+            "NEVER_RESUME_PROCESSES"
+        );
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = config_with(&[
+            ("POLICY", "Recover"),
+            ("DRY_RUN", "TRUE"),
+            ("NEVER_RESUME_PROCESSES", "AZRebalance, ScheduledActions"),
+            ("OPT_IN_TAG", "retirement-guard:enabled"),
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::Recover);
+        assert!(c.dry_run);
+        assert_eq!(c.never_resume.len(), 2);
+        assert_eq!(c.opt_in_tag.as_deref(), Some("retirement-guard:enabled"));
+    }
+
+    #[test]
+    fn modes_are_ordered_so_tags_can_only_narrow() {
+        assert!(Mode::Ignore < Mode::Notify && Mode::Notify < Mode::Restart && Mode::Restart < Mode::Recover);
+    }
+}

@@ -1,0 +1,119 @@
+//! Errors: how a failed AWS call is classified (from its error code, never its
+//! message), and the handler's top-level error that the Lambda runtime reports.
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::Serialize;
+
+/// What kind of failure an AWS error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Throttling, 5xx, timeouts, connection failures: worth retrying later.
+    Transient,
+    /// AccessDenied / UnauthorizedOperation: the role lacks a permission.
+    Denied,
+    /// The instance or group no longer exists.
+    NotFound,
+    /// The resource is not in a state that allows the call (e.g. already running).
+    WrongState,
+    /// InsufficientInstanceCapacity.
+    Capacity,
+    /// UnsupportedOperation (e.g. starting an instance-store instance).
+    Unsupported,
+    Other,
+}
+
+/// A classified AWS failure, safe to report and notify.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct AwsFailure {
+    pub operation: &'static str,
+    pub kind: FailureKind,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+const TRANSIENT: [&str; 10] = [
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "Unavailable",
+    "InternalError",
+    "InternalFailure",
+    "ResourceContentionFault",
+];
+
+/// Classifies an error code.
+pub fn classify_code(code: Option<&str>) -> FailureKind {
+    match code {
+        Some(c) if TRANSIENT.contains(&c) => FailureKind::Transient,
+        Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthorizationError") => {
+            FailureKind::Denied
+        }
+        Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed" | "NotFound") => FailureKind::NotFound,
+        Some("IncorrectInstanceState" | "IncorrectState") => FailureKind::WrongState,
+        Some("InsufficientInstanceCapacity") => FailureKind::Capacity,
+        Some("UnsupportedOperation") => FailureKind::Unsupported,
+        _ => FailureKind::Other,
+    }
+}
+
+impl AwsFailure {
+    /// Classifies an SDK error (after the SDK's own retries).
+    pub fn from_sdk<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let code = err.code().map(str::to_owned);
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let kind = match err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                FailureKind::Transient
+            }
+            _ if status.is_some_and(|s| s >= 500) => FailureKind::Transient,
+            _ => classify_code(code.as_deref()),
+        };
+        let message = err.message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(err).to_string());
+        Self { operation, kind, code, message }
+    }
+}
+
+/// Why an invocation failed as a whole (Lambda retries it).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("reading AWS state failed, the invocation will be retried: {0}")]
+    Inventory(AwsFailure),
+    #[error("publishing the notice failed, the invocation will be retried: {0}")]
+    Notify(AwsFailure),
+}
+
+impl HandlerError {
+    /// A stable name for the runtime's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Inventory(_) => "InventoryFailed",
+            Self::Notify(_) => "NotifyFailed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified() {
+        assert_eq!(classify_code(Some("RequestLimitExceeded")), FailureKind::Transient);
+        assert_eq!(classify_code(Some("UnauthorizedOperation")), FailureKind::Denied);
+        assert_eq!(classify_code(Some("InvalidInstanceID.NotFound")), FailureKind::NotFound);
+        assert_eq!(classify_code(Some("IncorrectInstanceState")), FailureKind::WrongState);
+        assert_eq!(classify_code(Some("InsufficientInstanceCapacity")), FailureKind::Capacity);
+        assert_eq!(classify_code(None), FailureKind::Other);
+    }
+}

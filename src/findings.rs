@@ -1,0 +1,401 @@
+//! Findings stage (pure): a `Snapshot` of AWS state, plus the retirements an
+//! AWS Health event announced, → the list of problems worth telling a human.
+
+use crate::domain::{AsgName, InstanceId, InstanceState, RootDevice, Snapshot, StopCause, Suspender};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// How loud a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// An announced retirement or maintenance event for one instance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Retirement {
+    pub instance: InstanceId,
+    pub code: String,
+    pub deadline: Option<DateTime<Utc>>,
+    /// `health` or `ec2-status` (DescribeInstanceStatus scheduled events).
+    pub source: &'static str,
+}
+
+/// A suspended process and who suspended it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClassifiedProcess {
+    pub name: String,
+    pub reason: String,
+    pub by: Suspender,
+}
+
+/// One problem found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind")]
+pub enum Finding {
+    /// An upcoming retirement, stop or maintenance event.
+    RetirementScheduled {
+        instance: InstanceId,
+        group: Option<AsgName>,
+        code: String,
+        deadline: Option<DateTime<Utc>>,
+        root_device: RootDevice,
+        source: &'static str,
+        /// What happens at the deadline, given the root device and the group's suspensions.
+        outlook: String,
+    },
+    /// A group member that is not running while the processes that would replace it are suspended.
+    StrandedInstance {
+        instance: InstanceId,
+        group: AsgName,
+        state: InstanceState,
+        cause: StopCause,
+        since: Option<DateTime<Utc>>,
+        blocking: Vec<String>,
+        root_device: RootDevice,
+    },
+    /// A group with suspended processes.
+    SuspendedProcesses { group: AsgName, processes: Vec<ClassifiedProcess>, stranded: usize },
+    /// An instance outside any group that AWS stopped.
+    StoppedStandalone { instance: InstanceId, cause: StopCause, since: Option<DateTime<Utc>> },
+    /// An instance that cannot be brought back by starting it.
+    Unrecoverable { instance: InstanceId, group: Option<AsgName>, why: String },
+}
+
+impl Finding {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RetirementScheduled { .. } => "RetirementScheduled",
+            Self::StrandedInstance { .. } => "StrandedInstance",
+            Self::SuspendedProcesses { .. } => "SuspendedProcesses",
+            Self::StoppedStandalone { .. } => "StoppedStandalone",
+            Self::Unrecoverable { .. } => "Unrecoverable",
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match self {
+            Self::StrandedInstance { .. } | Self::StoppedStandalone { .. } | Self::Unrecoverable { .. } => {
+                Severity::Critical
+            }
+            Self::RetirementScheduled { .. } => Severity::Warning,
+            Self::SuspendedProcesses { stranded, .. } if *stranded > 0 => Severity::Warning,
+            Self::SuspendedProcesses { .. } => Severity::Info,
+        }
+    }
+
+    pub fn group(&self) -> Option<&AsgName> {
+        match self {
+            Self::RetirementScheduled { group, .. } | Self::Unrecoverable { group, .. } => group.as_ref(),
+            Self::StrandedInstance { group, .. } | Self::SuspendedProcesses { group, .. } => Some(group),
+            Self::StoppedStandalone { .. } => None,
+        }
+    }
+
+    pub fn instance(&self) -> Option<&InstanceId> {
+        match self {
+            Self::RetirementScheduled { instance, .. }
+            | Self::StrandedInstance { instance, .. }
+            | Self::StoppedStandalone { instance, .. }
+            | Self::Unrecoverable { instance, .. } => Some(instance),
+            Self::SuspendedProcesses { .. } => None,
+        }
+    }
+}
+
+/// Assesses a snapshot. `announced` are retirements named by the triggering
+/// event; scheduled events found on the instances themselves are added.
+pub fn assess(snapshot: &Snapshot, announced: &[Retirement]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+
+    for group in snapshot.groups.values() {
+        let blocking = group.blocking_replacement();
+        let mut stranded = 0;
+        if !blocking.is_empty() {
+            for member in &group.members {
+                let Some(inst) = snapshot.instances.get(&member.id) else { continue };
+                match inst.state {
+                    InstanceState::Stopped | InstanceState::Stopping => {
+                        stranded += 1;
+                        findings.push(Finding::StrandedInstance {
+                            instance: inst.id.clone(),
+                            group: group.name.clone(),
+                            state: inst.state,
+                            cause: inst.stop_cause(),
+                            since: inst.since(),
+                            blocking: blocking.clone(),
+                            root_device: inst.root_device,
+                        });
+                    }
+                    InstanceState::ShuttingDown | InstanceState::Terminated => findings.push(Finding::Unrecoverable {
+                        instance: inst.id.clone(),
+                        group: Some(group.name.clone()),
+                        why: format!(
+                            "{}: the group cannot replace it while {} suspended",
+                            inst.state,
+                            blocking.join(", ")
+                        ),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        if !group.suspended.is_empty() {
+            let processes = group
+                .suspended
+                .iter()
+                .map(|p| ClassifiedProcess { name: p.name.clone(), reason: p.reason.clone(), by: p.suspender() })
+                .collect();
+            findings.push(Finding::SuspendedProcesses { group: group.name.clone(), processes, stranded });
+        }
+    }
+
+    for inst in snapshot.instances.values() {
+        if snapshot.group_of(&inst.id).is_some() || inst.group_tag().is_some() {
+            continue;
+        }
+        if inst.state == InstanceState::Stopped && inst.stop_cause() == StopCause::Retirement {
+            findings.push(Finding::StoppedStandalone {
+                instance: inst.id.clone(),
+                cause: inst.stop_cause(),
+                since: inst.since(),
+            });
+        }
+    }
+
+    let scheduled = snapshot.instances.values().flat_map(|inst| {
+        inst.scheduled_events
+            .iter()
+            .filter(|e| !e.description.starts_with("[Completed]") && !e.description.starts_with("[Canceled]"))
+            .map(|e| Retirement {
+                instance: inst.id.clone(),
+                code: e.code.clone(),
+                deadline: e.not_before,
+                source: "ec2-status",
+            })
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    for r in announced.iter().cloned().chain(scheduled) {
+        if !seen.insert(r.instance.clone()) {
+            continue;
+        }
+        let Some(inst) = snapshot.instances.get(&r.instance) else { continue };
+        let group = snapshot.group_of(&inst.id).map(|g| g.name.clone()).or_else(|| inst.group_tag());
+        match inst.state {
+            InstanceState::Running | InstanceState::Pending => {
+                let blocking = snapshot.group_of(&inst.id).map(|g| g.blocking_replacement()).unwrap_or_default();
+                findings.push(Finding::RetirementScheduled {
+                    outlook: outlook(inst.root_device, group.is_some(), &blocking),
+                    instance: inst.id.clone(),
+                    group,
+                    code: r.code,
+                    deadline: r.deadline,
+                    root_device: inst.root_device,
+                    source: r.source,
+                });
+            }
+            InstanceState::Terminated | InstanceState::ShuttingDown if group.is_none() => {
+                findings.push(Finding::Unrecoverable {
+                    instance: inst.id.clone(),
+                    group: None,
+                    why: format!("{} before its {} event", inst.state, r.code),
+                });
+            }
+            // Stopped instances are covered by the stranded/standalone findings above.
+            _ => {}
+        }
+    }
+    findings
+}
+
+fn outlook(root: RootDevice, in_group: bool, blocking: &[String]) -> String {
+    let fate = match root {
+        RootDevice::InstanceStore => "AWS will terminate it (instance-store root: its local data is lost)",
+        _ => "AWS will stop it",
+    };
+    match (in_group, blocking.is_empty()) {
+        (false, _) => format!("{fate}; it is in no Auto Scaling group, so nothing will restart it"),
+        (true, true) => format!("{fate}; its group will replace it"),
+        (true, false) => format!(
+            "{fate}; its group will NOT replace it while {} suspended, so it will stay down",
+            blocking.join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::*;
+    use std::collections::BTreeMap;
+
+    pub fn id(n: u32) -> InstanceId {
+        InstanceId::parse(&format!("i-{n:017x}")).unwrap()
+    }
+
+    pub fn instance(n: u32, state: InstanceState, reason: Option<&str>, group: Option<&str>) -> InstanceSnapshot {
+        let mut tags = BTreeMap::new();
+        if let Some(g) = group {
+            tags.insert(GROUP_TAG.to_owned(), g.to_owned());
+        }
+        InstanceSnapshot {
+            id: id(n),
+            state,
+            state_reason_code: reason.map(str::to_owned),
+            state_transition_reason: Some("User initiated (2026-11-20 10:00:00 GMT)".into()),
+            root_device: RootDevice::Ebs,
+            tags,
+            status: (state == InstanceState::Running)
+                .then(|| StatusChecks { instance: "ok".into(), system: "ok".into() }),
+            scheduled_events: vec![],
+        }
+    }
+
+    pub fn group(name: &str, members: &[u32], suspended: &[(&str, &str)]) -> GroupSnapshot {
+        GroupSnapshot {
+            name: AsgName::parse(name).unwrap(),
+            desired: members.len() as i32,
+            suspended: suspended
+                .iter()
+                .map(|(n, r)| SuspendedProcess { name: (*n).into(), reason: (*r).into() })
+                .collect(),
+            members: members
+                .iter()
+                .map(|n| Member { id: id(*n), lifecycle_state: "InService".into(), health_status: "Healthy".into() })
+                .collect(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// The story: six data nodes, Launch/Terminate suspended, two stopped by retirement.
+    pub fn story() -> Snapshot {
+        let mut s = Snapshot::default();
+        let g = group("es-data", &[1, 2, 3, 4, 5, 6], &[("Launch", ""), ("Terminate", "")]);
+        for n in 1..=6 {
+            let inst = if n <= 2 {
+                instance(n, InstanceState::Stopped, Some("Server.ScheduledStop"), Some("es-data"))
+            } else {
+                instance(n, InstanceState::Running, None, Some("es-data"))
+            };
+            s.instances.insert(inst.id.clone(), inst);
+        }
+        s.groups.insert(g.name.clone(), g);
+        s
+    }
+
+    #[test]
+    fn stopped_instance_in_suspended_group_is_stranded() {
+        let f = assess(&story(), &[]);
+        let stranded: Vec<_> = f.iter().filter(|f| f.kind() == "StrandedInstance").collect();
+        assert_eq!(stranded.len(), 2);
+        match stranded[0] {
+            Finding::StrandedInstance { cause, blocking, since, .. } => {
+                assert_eq!(*cause, StopCause::Retirement);
+                assert_eq!(blocking, &["Launch", "Terminate"]);
+                assert!(since.is_some());
+            }
+            _ => unreachable!(),
+        }
+        assert!(f.iter().any(|f| matches!(f, Finding::SuspendedProcesses { stranded: 2, .. })));
+        assert_eq!(f.iter().map(Finding::severity).max(), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn stopped_member_of_a_group_that_can_heal_is_not_stranded() {
+        let mut s = story();
+        s.groups.values_mut().next().unwrap().suspended =
+            vec![SuspendedProcess { name: "AZRebalance".into(), reason: "".into() }];
+        let f = assess(&s, &[]);
+        assert!(!f.iter().any(|f| f.kind() == "StrandedInstance"));
+        assert!(matches!(f.as_slice(), [Finding::SuspendedProcesses { stranded: 0, .. }]));
+        assert_eq!(f[0].severity(), Severity::Info);
+    }
+
+    #[test]
+    fn group_with_suspended_processes_and_no_stranded_instance_is_a_lower_finding() {
+        let mut s = story();
+        for inst in s.instances.values_mut() {
+            inst.state = InstanceState::Running;
+        }
+        let f = assess(&s, &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity(), Severity::Info);
+    }
+
+    #[test]
+    fn standalone_instance_stopped_by_aws_is_found_but_one_stopped_by_a_person_is_not() {
+        let mut s = Snapshot::default();
+        for inst in [
+            instance(7, InstanceState::Stopped, Some("Server.ScheduledStop"), None),
+            instance(8, InstanceState::Stopped, Some("Client.UserInitiatedShutdown"), None),
+        ] {
+            s.instances.insert(inst.id.clone(), inst);
+        }
+        let f = assess(&s, &[]);
+        assert_eq!(f.len(), 1);
+        assert!(matches!(&f[0], Finding::StoppedStandalone { instance, .. } if *instance == id(7)));
+    }
+
+    #[test]
+    fn announced_retirement_says_what_happens_at_the_deadline() {
+        let mut s = story();
+        s.instances.get_mut(&id(3)).unwrap().root_device = RootDevice::InstanceStore;
+        let ann = [id(3), id(1)].map(|i| Retirement {
+            instance: i,
+            code: "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into(),
+            deadline: None,
+            source: "health",
+        });
+        let f = assess(&s, &ann);
+        let r: Vec<_> = f.iter().filter(|f| f.kind() == "RetirementScheduled").collect();
+        // id(1) is already stopped: the stranded finding covers it.
+        assert_eq!(r.len(), 1);
+        match r[0] {
+            Finding::RetirementScheduled { outlook, .. } => {
+                assert!(outlook.contains("terminate"), "{outlook}");
+                assert!(outlook.contains("will NOT replace it while Launch, Terminate suspended"), "{outlook}");
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn completed_scheduled_events_are_ignored() {
+        let mut s = story();
+        s.instances.get_mut(&id(4)).unwrap().scheduled_events = vec![
+            ScheduledEvent { code: "system-reboot".into(), description: "[Completed] done".into(), not_before: None },
+            ScheduledEvent { code: "instance-retirement".into(), description: "retiring".into(), not_before: None },
+        ];
+        let f = assess(&s, &[]);
+        let r: Vec<_> = f
+            .iter()
+            .filter_map(|f| match f {
+                Finding::RetirementScheduled { code, source, .. } => Some((code.as_str(), *source)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(r, [("instance-retirement", "ec2-status")]);
+    }
+
+    #[test]
+    fn terminated_standalone_instance_with_a_retirement_is_unrecoverable() {
+        let mut s = Snapshot::default();
+        let inst = instance(9, InstanceState::Terminated, None, None);
+        s.instances.insert(inst.id.clone(), inst);
+        let ann = [Retirement { instance: id(9), code: "X".into(), deadline: None, source: "health" }];
+        assert!(matches!(assess(&s, &ann).as_slice(), [Finding::Unrecoverable { .. }]));
+    }
+}

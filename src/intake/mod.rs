@@ -1,0 +1,211 @@
+//! Intake stage: raw EventBridge (or manual) JSON → a recognised `Trigger` with
+//! the scope it gives, an `Ignored` verdict with its reason, or an `IntakeError`
+//! naming the missing or malformed field. Pure and lenient: only the fields the
+//! guard needs are read, and every other field may be absent or of any shape.
+
+mod health;
+
+pub use health::HealthEvent;
+
+use crate::domain::{AsgName, InstanceId};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+/// Upper bound on ids one event may name (larger Health events are paged by AWS).
+pub const MAX_TARGETS: usize = 1000;
+
+/// What an invocation must look at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every group in the region and every stopped instance.
+    Sweep,
+    Targets {
+        instances: Vec<InstanceId>,
+        groups: Vec<AsgName>,
+    },
+}
+
+/// The recognised event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    Health(HealthEvent),
+    StateChange { instance: InstanceId, state: String },
+    ProcessesChanged { api_call: String, group: AsgName },
+    Scheduled,
+    Manual { dry_run: bool },
+}
+
+/// A recognised event: the trigger, its scope and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Intake {
+    pub trigger: Trigger,
+    pub scope: Scope,
+    pub account: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Intake {
+    /// A manual event may ask for a dry run (it can never turn one off).
+    pub fn dry_run_requested(&self) -> bool {
+        matches!(self.trigger, Trigger::Manual { dry_run: true })
+    }
+}
+
+/// The verdict on one raw event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Parsed {
+    Handled(Box<Intake>),
+    Ignored { reason: String },
+}
+
+/// A recognised event whose content is broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    #[error("{event} event has no {field}")]
+    Missing { event: &'static str, field: &'static str },
+    #[error("{event} event has an invalid {field}: {value}")]
+    Invalid { event: &'static str, field: String, value: String },
+}
+
+/// Classifies one raw event. `health_codes` limits the Health event type codes
+/// acted on (empty: every EC2 scheduledChange code).
+pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, IntakeError> {
+    let Some(obj) = raw.as_object() else {
+        return Ok(ignored(format!("not a JSON object but {}", kind_of(raw))));
+    };
+    if !obj.contains_key("source") && ["sweep", "instance_ids", "asg_names"].iter().any(|k| obj.contains_key(*k)) {
+        return manual(obj).map(|i| Parsed::Handled(Box::new(i)));
+    }
+    let (Some(source), Some(detail_type)) = (text(obj, "source"), text(obj, "detail-type")) else {
+        return Ok(ignored("not an EventBridge event (no source and detail-type) nor a manual request".into()));
+    };
+    let detail = obj.get("detail").unwrap_or(&Value::Null);
+    let envelope = |trigger, scope| Intake {
+        trigger,
+        scope,
+        account: text(obj, "account").map(str::to_owned),
+        region: text(obj, "region").map(str::to_owned),
+    };
+    let trigger_scope = match (source, detail_type) {
+        ("aws.health", "AWS Health Event") => match health::parse(detail, obj.get("resources"), health_codes)? {
+            Ok(event) => {
+                let scope = Scope::Targets { instances: event.instances.clone(), groups: vec![] };
+                (Trigger::Health(event), scope)
+            }
+            Err(reason) => return Ok(ignored(reason)),
+        },
+        ("aws.ec2", "EC2 Instance State-change Notification") => {
+            const EVENT: &str = "EC2 state-change";
+            let id = text_at(detail, "instance-id")
+                .ok_or(IntakeError::Missing { event: EVENT, field: "detail.instance-id" })?;
+            let instance = InstanceId::parse(id).ok_or_else(|| invalid(EVENT, "detail.instance-id", id))?;
+            let state = text_at(detail, "state").unwrap_or("unknown").to_owned();
+            let scope = Scope::Targets { instances: vec![instance.clone()], groups: vec![] };
+            (Trigger::StateChange { instance, state }, scope)
+        }
+        ("aws.autoscaling", "AWS API Call via CloudTrail") => {
+            const EVENT: &str = "CloudTrail Auto Scaling";
+            let api_call = text_at(detail, "eventName").unwrap_or_default();
+            if !matches!(api_call, "SuspendProcesses" | "ResumeProcesses") {
+                return Ok(ignored(format!("CloudTrail call {api_call:?} does not change suspended processes")));
+            }
+            let name = detail
+                .get("requestParameters")
+                .and_then(|p| text_at(p, "autoScalingGroupName"))
+                .ok_or(IntakeError::Missing { event: EVENT, field: "detail.requestParameters.autoScalingGroupName" })?;
+            let group = AsgName::parse(name)
+                .ok_or_else(|| invalid(EVENT, "detail.requestParameters.autoScalingGroupName", name))?;
+            let scope = Scope::Targets { instances: vec![], groups: vec![group.clone()] };
+            (Trigger::ProcessesChanged { api_call: api_call.to_owned(), group }, scope)
+        }
+        ("aws.events", "Scheduled Event") => (Trigger::Scheduled, Scope::Sweep),
+        _ => return Ok(ignored(format!("no handler for source {source:?} with detail-type {detail_type:?}"))),
+    };
+    Ok(Parsed::Handled(Box::new(envelope(trigger_scope.0, trigger_scope.1))))
+}
+
+fn manual(obj: &Map<String, Value>) -> Result<Intake, IntakeError> {
+    const EVENT: &str = "manual";
+    let dry_run = match obj.get("dry_run") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(invalid(EVENT, "dry_run", &other.to_string())),
+    };
+    let sweep = match obj.get("sweep") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(invalid(EVENT, "sweep", &other.to_string())),
+    };
+    let instances = id_list(obj, "instance_ids", InstanceId::parse)?;
+    let groups = id_list(obj, "asg_names", AsgName::parse)?;
+    let scope = if sweep {
+        Scope::Sweep
+    } else if instances.is_empty() && groups.is_empty() {
+        return Err(IntakeError::Missing { event: EVENT, field: "target (sweep: true, instance_ids or asg_names)" });
+    } else {
+        Scope::Targets { instances, groups }
+    };
+    Ok(Intake { trigger: Trigger::Manual { dry_run }, scope, account: None, region: None })
+}
+
+/// Reads an optional array of ids, validating each; duplicates are dropped.
+fn id_list<T: Ord>(
+    obj: &Map<String, Value>,
+    key: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, IntakeError> {
+    let items = match obj.get(key) {
+        None | Some(Value::Null) => return Ok(vec![]),
+        Some(Value::Array(items)) => items,
+        Some(other) => return Err(invalid("manual", key, &format!("expected a list, got {}", kind_of(other)))),
+    };
+    if items.len() > MAX_TARGETS {
+        return Err(invalid("manual", key, &format!("{} entries (at most {MAX_TARGETS})", items.len())));
+    }
+    let mut out = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let parsed = item.as_str().and_then(&parse);
+        out.insert(parsed.ok_or_else(|| invalid("manual", &format!("{key}[{i}]"), &item.to_string()))?);
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn ignored(reason: String) -> Parsed {
+    Parsed::Ignored { reason }
+}
+
+/// An `Invalid` error whose value is shortened and stripped of control characters,
+/// so that hostile input cannot flood or forge log lines.
+pub(crate) fn invalid(event: &'static str, field: &str, value: &str) -> IntakeError {
+    let mut shown: String = value.chars().filter(|c| !c.is_control()).take(80).collect();
+    if value.chars().count() > 80 {
+        shown.push('…');
+    }
+    IntakeError::Invalid { event, field: field.to_owned(), value: shown }
+}
+
+pub(crate) fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    obj.get(key).and_then(Value::as_str)
+}
+
+pub(crate) fn text_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! `AwsInventory`: the inventory port over the AWS SDK. DescribeInstances
+//! (instance-id filter, 200 values per call, so unknown ids are simply absent),
+//! DescribeInstanceStatus (≤100 ids per call), DescribeAutoScalingGroups
+//! (≤100 names per page), DescribeAutoScalingInstances (≤50 ids per call), all
+//! through the SDK paginators, chunks run concurrently (at most 4 at once).
+
+use super::{InstanceStatus, Inventory};
+use crate::domain::{
+    AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Member, RootDevice, ScheduledEvent,
+    StatusChecks, SuspendedProcess,
+};
+use crate::error::{AwsFailure, FailureKind};
+use aws_sdk_autoscaling::types::AutoScalingGroup;
+use aws_sdk_ec2::types::{Filter, Instance};
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+const INSTANCE_FILTER_VALUES: usize = 200;
+const STATUS_IDS: usize = 100;
+const GROUP_NAMES: usize = 100;
+const MEMBERSHIP_IDS: usize = 50;
+const CONCURRENCY: usize = 4;
+/// Retries of DescribeInstanceStatus after ids vanished between two reads.
+const NOT_FOUND_RETRIES: usize = 3;
+
+/// Reads EC2 and Auto Scaling state with the SDK clients built once per cold start.
+#[derive(Clone, Debug)]
+pub struct AwsInventory {
+    pub ec2: aws_sdk_ec2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+}
+
+/// Runs `call` over chunks of `items`, at most `CONCURRENCY` at once, and concatenates the answers.
+async fn chunked<T, R, F, Fut>(items: &[T], size: usize, call: F) -> Result<Vec<R>, AwsFailure>
+where
+    F: Fn(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<Vec<R>, AwsFailure>>,
+    T: Clone,
+{
+    let chunks: Vec<Vec<T>> = items.chunks(size).map(<[T]>::to_vec).collect();
+    let results: Vec<Vec<R>> =
+        futures::stream::iter(chunks.into_iter().map(call)).buffer_unordered(CONCURRENCY).try_collect().await?;
+    Ok(results.into_iter().flatten().collect())
+}
+
+impl AwsInventory {
+    async fn describe(&self, filter: Filter) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+        let pages: Vec<_> = self
+            .ec2
+            .describe_instances()
+            .filters(filter)
+            .max_results(1000)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsFailure::from_sdk("DescribeInstances", &e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.reservations())
+            .flat_map(|r| r.instances())
+            .filter_map(instance_snapshot)
+            .collect())
+    }
+
+    async fn status_page(&self, ids: Option<Vec<String>>) -> Result<Vec<(InstanceId, InstanceStatus)>, AwsFailure> {
+        let mut request = self.ec2.describe_instance_status();
+        request = match ids {
+            Some(ids) => request.set_instance_ids(Some(ids)),
+            None => request.max_results(1000),
+        };
+        let pages: Vec<_> = request
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsFailure::from_sdk("DescribeInstanceStatus", &e))?;
+        Ok(pages.iter().flat_map(|p| p.instance_statuses()).filter_map(status_of).collect())
+    }
+
+    /// DescribeInstanceStatus fails as a whole when an id no longer exists: drop
+    /// the ids its message names and ask again (bounded).
+    async fn statuses_of(&self, mut ids: Vec<String>) -> Result<Vec<(InstanceId, InstanceStatus)>, AwsFailure> {
+        for _ in 0..NOT_FOUND_RETRIES {
+            match self.status_page(Some(ids.clone())).await {
+                Err(e) if e.kind == FailureKind::NotFound => {
+                    let before = ids.len();
+                    ids.retain(|id| !e.message.contains(id.as_str()));
+                    if ids.len() == before {
+                        // The message named none of them: status unknown, so the plan waits.
+                        tracing::warn!(error = %e, "instance status unavailable");
+                        return Ok(vec![]);
+                    }
+                    if ids.is_empty() {
+                        return Ok(vec![]);
+                    }
+                }
+                other => return other,
+            }
+        }
+        Ok(vec![])
+    }
+}
+
+impl Inventory for AwsInventory {
+    async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+        chunked(ids, INSTANCE_FILTER_VALUES, |chunk| {
+            let values = chunk.iter().map(|i| i.as_str().to_owned()).collect();
+            self.describe(Filter::builder().name("instance-id").set_values(Some(values)).build())
+        })
+        .await
+    }
+
+    async fn stopped_instances(&self) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+        self.describe(Filter::builder().name("instance-state-name").values("stopped").values("stopping").build()).await
+    }
+
+    async fn groups(&self, names: Option<&[AsgName]>) -> Result<Vec<GroupSnapshot>, AwsFailure> {
+        let page = |names: Option<Vec<String>>| async move {
+            let pages: Vec<_> = self
+                .autoscaling
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(names)
+                .max_records(100)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsFailure::from_sdk("DescribeAutoScalingGroups", &e))?;
+            Ok(pages.iter().flat_map(|p| p.auto_scaling_groups()).filter_map(group_snapshot).collect())
+        };
+        match names {
+            None => page(None).await,
+            Some(names) => {
+                let names: Vec<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
+                chunked(&names, GROUP_NAMES, |chunk| page(Some(chunk))).await
+            }
+        }
+    }
+
+    async fn memberships(&self, ids: &[InstanceId]) -> Result<BTreeMap<InstanceId, AsgName>, AwsFailure> {
+        let pairs = chunked(ids, MEMBERSHIP_IDS, |chunk| async move {
+            let pages: Vec<_> = self
+                .autoscaling
+                .describe_auto_scaling_instances()
+                .set_instance_ids(Some(chunk.iter().map(|i| i.as_str().to_owned()).collect()))
+                .max_records(50)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsFailure::from_sdk("DescribeAutoScalingInstances", &e))?;
+            Ok(pages
+                .iter()
+                .flat_map(|p| p.auto_scaling_instances())
+                .filter_map(|d| {
+                    Some((InstanceId::parse(d.instance_id()?)?, AsgName::parse(d.auto_scaling_group_name()?)?))
+                })
+                .collect())
+        })
+        .await?;
+        Ok(pairs.into_iter().collect())
+    }
+
+    async fn statuses(&self, ids: Option<&[InstanceId]>) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
+        let pairs = match ids {
+            None => self.status_page(None).await?,
+            Some(ids) => {
+                chunked(ids, STATUS_IDS, |chunk| {
+                    self.statuses_of(chunk.iter().map(|i| i.as_str().to_owned()).collect())
+                })
+                .await?
+            }
+        };
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+fn instance_snapshot(i: &Instance) -> Option<InstanceSnapshot> {
+    let id = InstanceId::parse(i.instance_id()?)?;
+    let root_device = match i.root_device_type().map(|d| d.as_str()) {
+        Some("ebs") => RootDevice::Ebs,
+        Some("instance-store") => RootDevice::InstanceStore,
+        _ => RootDevice::Unknown,
+    };
+    Some(InstanceSnapshot {
+        id,
+        state: InstanceState::parse(i.state().and_then(|s| s.name()).map(|n| n.as_str()).unwrap_or("")),
+        state_reason_code: i.state_reason().and_then(|r| r.code()).map(str::to_owned),
+        state_transition_reason: i.state_transition_reason().map(str::to_owned),
+        root_device,
+        tags: i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect(),
+        status: None,
+        scheduled_events: vec![],
+    })
+}
+
+fn status_of(s: &aws_sdk_ec2::types::InstanceStatus) -> Option<(InstanceId, InstanceStatus)> {
+    let id = InstanceId::parse(s.instance_id()?)?;
+    let summary = |v: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+        v.and_then(|v| v.status()).map(|s| s.as_str().to_owned()).unwrap_or_else(|| "unknown".into())
+    };
+    let running = s.instance_state().and_then(|st| st.name()).map(|n| n.as_str()) == Some("running");
+    let checks =
+        running.then(|| StatusChecks { instance: summary(s.instance_status()), system: summary(s.system_status()) });
+    let events = s
+        .events()
+        .iter()
+        .map(|e| ScheduledEvent {
+            code: e.code().map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            description: e.description().unwrap_or_default().to_owned(),
+            not_before: e.not_before().and_then(to_chrono),
+        })
+        .collect();
+    Some((id, InstanceStatus { checks, events }))
+}
+
+fn group_snapshot(g: &AutoScalingGroup) -> Option<GroupSnapshot> {
+    Some(GroupSnapshot {
+        name: AsgName::parse(g.auto_scaling_group_name()?)?,
+        desired: g.desired_capacity().unwrap_or_default(),
+        suspended: g
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| {
+                let name = p.process_name()?;
+                // Deprecated process AWS may still list; it blocks nothing.
+                (name != "RemoveFromLoadBalancerLowPriority").then(|| SuspendedProcess {
+                    name: name.to_owned(),
+                    reason: p.suspension_reason().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect(),
+        members: g
+            .instances()
+            .iter()
+            .filter_map(|m| {
+                Some(Member {
+                    id: InstanceId::parse(m.instance_id()?)?,
+                    lifecycle_state: m.lifecycle_state().map(|l| l.as_str().to_owned()).unwrap_or_default(),
+                    health_status: m.health_status().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect(),
+        tags: g.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect(),
+    })
+}
+
+fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests;

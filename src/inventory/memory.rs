@@ -1,0 +1,75 @@
+//! `MemoryInventory`: the inventory port over an in-memory `Snapshot`, for tests.
+
+use super::{InstanceStatus, Inventory};
+use crate::domain::{AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Snapshot};
+use crate::error::AwsFailure;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Clones share the same state, so a `RecordingActuator` can change what this reads.
+#[derive(Clone, Default)]
+pub struct MemoryInventory {
+    pub state: Arc<Mutex<Snapshot>>,
+    /// When set, every read fails with this failure.
+    pub fail: Option<AwsFailure>,
+}
+
+impl MemoryInventory {
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self { state: Arc::new(Mutex::new(snapshot)), fail: None }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> Result<T, AwsFailure> {
+        match &self.fail {
+            Some(e) => Err(e.clone()),
+            None => Ok(f(&self.state.lock().unwrap())),
+        }
+    }
+}
+
+impl Inventory for MemoryInventory {
+    async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+        self.read(|s| ids.iter().filter_map(|i| s.instances.get(i)).map(strip).collect())
+    }
+
+    async fn stopped_instances(&self) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+        self.read(|s| {
+            s.instances
+                .values()
+                .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Stopping))
+                .map(strip)
+                .collect()
+        })
+    }
+
+    async fn groups(&self, names: Option<&[AsgName]>) -> Result<Vec<GroupSnapshot>, AwsFailure> {
+        self.read(|s| s.groups.values().filter(|g| names.is_none_or(|n| n.contains(&g.name))).cloned().collect())
+    }
+
+    async fn memberships(&self, ids: &[InstanceId]) -> Result<BTreeMap<InstanceId, AsgName>, AwsFailure> {
+        self.read(|s| {
+            s.groups
+                .values()
+                .flat_map(|g| g.members.iter().map(move |m| (m.id.clone(), g.name.clone())))
+                .filter(|(id, _)| ids.contains(id))
+                .collect()
+        })
+    }
+
+    async fn statuses(&self, ids: Option<&[InstanceId]>) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
+        self.read(|s| {
+            s.instances
+                .values()
+                .filter(|i| i.state == InstanceState::Running && ids.is_none_or(|ids| ids.contains(&i.id)))
+                .map(|i| {
+                    (i.id.clone(), InstanceStatus { checks: i.status.clone(), events: i.scheduled_events.clone() })
+                })
+                .collect()
+        })
+    }
+}
+
+/// DescribeInstances does not return status checks.
+fn strip(i: &InstanceSnapshot) -> InstanceSnapshot {
+    InstanceSnapshot { status: None, scheduled_events: vec![], ..i.clone() }
+}

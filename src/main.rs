@@ -1,0 +1,131 @@
+//! The one binary: in Lambda (AWS_LAMBDA_RUNTIME_API set) it runs the runtime
+//! loop; locally `retirement-guard invoke FILE|-` and `retirement-guard sweep
+//! [--dry-run]` run one invocation and print the JSON report. Only wiring here.
+
+use chrono::Utc;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use retirement_guard::actions::aws::AwsActuator;
+use retirement_guard::config::Config;
+use retirement_guard::handler::Guard;
+use retirement_guard::inventory::aws::AwsInventory;
+use retirement_guard::notify::sns::SnsNotifier;
+use retirement_guard::report::Status;
+use serde_json::Value;
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "usage: retirement-guard invoke FILE|-   (one event from a file or stdin)\n       retirement-guard sweep [--dry-run]\n       (in AWS Lambda it runs the runtime loop)";
+
+type AwsGuard = Guard<AwsInventory, AwsActuator, SnsNotifier>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL"))
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .init();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let event = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["invoke", path] => match read_event(path) {
+            Ok(v) => Some(v),
+            Err(e) => return fail(&e, 1),
+        },
+        ["sweep"] => Some(serde_json::json!({"sweep": true})),
+        ["sweep", "--dry-run"] => Some(serde_json::json!({"sweep": true, "dry_run": true})),
+        [] if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => None,
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => return fail(USAGE, 2),
+    };
+
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string(), 2),
+    };
+    tracing::info!(config = %serde_json::to_string(&config).unwrap_or_default(), "effective configuration");
+    let guard = build(config).await;
+
+    match event {
+        Some(event) => run_once(&guard, &event).await,
+        None => {
+            let guard = &guard;
+            let result = lambda_runtime::run(service_fn(move |e: LambdaEvent<Value>| async move {
+                let report = guard.handle(&e.payload, Utc::now()).await.map_err(|err| Diagnostic {
+                    error_type: err.error_type().into(),
+                    error_message: err.to_string(),
+                })?;
+                Ok::<Value, Diagnostic>(serde_json::to_value(report).unwrap_or(Value::Null))
+            }))
+            .await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("lambda runtime: {e}"), 1),
+            }
+        }
+    }
+}
+
+/// Reads one event; every failure is one line naming the file and the problem.
+fn read_event(path: &str) -> Result<Value, String> {
+    let text = if path == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read stdin: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?
+    };
+    if text.trim().is_empty() {
+        return Err(format!("{}: empty input, expected one JSON event", if path == "-" { "stdin" } else { path }));
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not valid JSON: {e}", if path == "-" { "stdin" } else { path }))
+}
+
+async fn run_once(guard: &AwsGuard, event: &Value) -> ExitCode {
+    match guard.handle(event, Utc::now()).await {
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            match (report.status, report.reason) {
+                (Status::Rejected, reason) => fail(&format!("event rejected: {}", reason.unwrap_or_default()), 1),
+                _ => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => fail(&e.to_string(), 1),
+    }
+}
+
+fn fail(message: &str, code: u8) -> ExitCode {
+    eprintln!("retirement-guard: {}", message.replace('\n', " "));
+    ExitCode::from(code)
+}
+
+/// SDK clients, built once per cold start from the standard chain (region,
+/// credentials, AWS_ENDPOINT_URL*, AWS_MAX_ATTEMPTS/AWS_RETRY_MODE), with
+/// timeouts that keep a stuck call well inside the Lambda timeout.
+async fn build(config: Config) -> AwsGuard {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let autoscaling = aws_sdk_autoscaling::Client::new(&sdk);
+    Guard {
+        region: sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "unknown-region".into()),
+        inventory: AwsInventory { ec2: ec2.clone(), autoscaling: autoscaling.clone() },
+        actuator: AwsActuator { ec2, autoscaling },
+        notifier: SnsNotifier { sns: aws_sdk_sns::Client::new(&sdk), topic: config.topic.clone() },
+        config,
+    }
+}

@@ -1,0 +1,383 @@
+//! Notify stage: findings, outcomes and what is still pending → one `Notice`
+//! (subject, plain-text body with the exact `aws` CLI commands an operator needs,
+//! a machine-readable JSON part, and message attributes for subscription filters).
+//! Rendering is pure; `sns.rs` publishes through the `Notifier` port.
+
+pub mod sns;
+
+use crate::actions::{Outcome, Status, target};
+use crate::domain::{AsgName, InstanceId};
+use crate::findings::{Finding, Severity};
+use crate::policy::{Action, Skip};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::future::Future;
+
+/// SNS allows subjects under 100 characters.
+pub const SUBJECT_MAX: usize = 99;
+/// SNS messages are limited to 256 KiB; stay well below.
+const BODY_MAX: usize = 200_000;
+/// Lines per section before the rest is summarised.
+const SECTION_MAX: usize = 50;
+
+/// A message attribute value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum AttributeValue {
+    String(String),
+    /// Sent as SNS `String.Array` (a JSON array) so filter policies can match any element.
+    StringArray(Vec<String>),
+}
+
+/// One notice, ready to publish.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub subject: String,
+    pub body: String,
+    pub severity: Severity,
+    pub attributes: BTreeMap<&'static str, AttributeValue>,
+}
+
+/// Everything a notice is made from.
+pub struct NoticeInput<'a> {
+    pub findings: &'a [&'a Finding],
+    pub outcomes: &'a [Outcome],
+    pub pending: &'a [Skip],
+    /// Findings still present after the guard acted.
+    pub remaining: &'a [&'a Finding],
+    pub dry_run: bool,
+    pub region: &'a str,
+    pub account: Option<&'a str>,
+    pub environment: &'a str,
+    pub trigger: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// The publish port; answers the message id.
+pub trait Notifier: Sync {
+    fn publish(&self, notice: &Notice) -> impl Future<Output = Result<String, crate::error::AwsFailure>> + Send;
+}
+
+/// Renders the notice for an invocation that found something.
+pub fn render(input: &NoticeInput<'_>) -> Notice {
+    let severity = input
+        .findings
+        .iter()
+        .map(|f| f.severity())
+        .chain(input.outcomes.iter().filter(|o| o.is_failed()).map(|_| Severity::Critical))
+        .max()
+        .unwrap_or(Severity::Info);
+    let groups: BTreeSet<String> = input.findings.iter().filter_map(|f| f.group()).map(|g| g.to_string()).collect();
+    let kinds: BTreeSet<String> = input.findings.iter().map(|f| f.kind().to_owned()).collect();
+    let subject = subject(input, severity, &groups);
+    let body = body(input, severity);
+
+    let mut attributes = BTreeMap::new();
+    attributes.insert("severity", AttributeValue::String(severity.as_str().into()));
+    attributes.insert("finding_kinds", AttributeValue::StringArray(kinds.into_iter().collect()));
+    attributes.insert("groups", AttributeValue::StringArray(groups.into_iter().collect()));
+    attributes.insert("region", AttributeValue::String(input.region.into()));
+    attributes.insert("environment", AttributeValue::String(input.environment.into()));
+    attributes.insert("dry_run", AttributeValue::String(input.dry_run.to_string()));
+    if let Some(account) = input.account {
+        attributes.insert("account", AttributeValue::String(account.into()));
+    }
+    Notice { subject, body, severity, attributes }
+}
+
+/// A notice for an event the guard recognised but could not read.
+pub fn render_rejected(error: &str, region: &str, account: Option<&str>, environment: &str) -> Notice {
+    let body = format!(
+        "retirement-guard could not read an event it is meant to handle ({region}, environment {environment}).\n\n\
+         Error: {}\n\n\
+         Nothing was changed. The scheduled sweep still checks every group and stopped instance.\n\
+         What to do: look up the event in the function's log (it is logged with this error) and check the\n\
+         instances it names by hand:\n  aws ec2 describe-instance-status --region {region} --include-all-instances\n",
+        clean(error, 2000)
+    );
+    let mut attributes = BTreeMap::new();
+    attributes.insert("severity", AttributeValue::String(Severity::Warning.as_str().into()));
+    attributes.insert("finding_kinds", AttributeValue::StringArray(vec!["RejectedEvent".into()]));
+    attributes.insert("region", AttributeValue::String(region.into()));
+    attributes.insert("environment", AttributeValue::String(environment.into()));
+    if let Some(account) = account {
+        attributes.insert("account", AttributeValue::String(account.into()));
+    }
+    let subject = fit_subject(&format!("[retirement-guard] WARNING: event rejected: {error}"));
+    Notice { subject, body, severity: Severity::Warning, attributes }
+}
+
+fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String>) -> String {
+    let count = |kind: &str| input.findings.iter().filter(|f| f.kind() == kind).count();
+    let plural = |n: usize, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
+    let in_groups = if groups.is_empty() {
+        String::new()
+    } else {
+        format!(" in {}", groups.iter().cloned().collect::<Vec<_>>().join(", "))
+    };
+    let what = match (
+        count("StrandedInstance"),
+        count("StoppedStandalone"),
+        count("Unrecoverable"),
+        count("RetirementScheduled"),
+    ) {
+        (n, _, _, _) if n > 0 => format!("{} stranded{in_groups}", plural(n, "instance", "instances")),
+        (_, n, _, _) if n > 0 => format!("{} stopped by AWS", plural(n, "instance", "instances")),
+        (_, _, n, _) if n > 0 => format!("{} unrecoverable", plural(n, "instance", "instances")),
+        (_, _, _, n) if n > 0 => format!("{} scheduled{in_groups}", plural(n, "retirement", "retirements")),
+        _ => format!("processes suspended{in_groups}"),
+    };
+    let done = |name: &str| input.outcomes.iter().filter(|o| o.is_done() && o.action.name() == name).count();
+    let failed = input.outcomes.iter().filter(|o| o.is_failed()).count();
+    let mut after = String::new();
+    if done("start_instance") > 0 {
+        after += &format!(", {} started", done("start_instance"));
+    }
+    if done("resume_processes") > 0 {
+        after += ", processes resumed";
+    }
+    if failed > 0 {
+        after += &format!(", {failed} actions FAILED");
+    }
+    let dry = if input.dry_run { "DRY RUN " } else { "" };
+    fit_subject(&format!(
+        "{dry}[retirement-guard] {}: {what}{after} ({})",
+        severity.as_str().to_uppercase(),
+        input.region
+    ))
+}
+
+/// Removes control characters and cuts to `SUBJECT_MAX` characters on a char boundary.
+pub fn fit_subject(text: &str) -> String {
+    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if flat.chars().count() <= SUBJECT_MAX {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(SUBJECT_MAX - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Control characters out, length bounded: event and tag content never shapes the layout.
+fn clean(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// Quotes a value for a POSIX shell: group names may contain almost any character.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", clean(text, 255).replace('\'', r"'\''"))
+}
+
+fn time(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "an unknown time".into())
+}
+
+fn age(since: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match since {
+        Some(t) if t <= now => {
+            let m = (now - t).num_minutes();
+            format!(" since {} ({}h{:02}m ago)", time(Some(t)), m / 60, m % 60)
+        }
+        Some(t) => format!(" since {}", time(Some(t))),
+        None => String::new(),
+    }
+}
+
+fn section(out: &mut String, title: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title}");
+    for line in lines.iter().take(SECTION_MAX) {
+        let _ = writeln!(out, "  - {line}");
+    }
+    if lines.len() > SECTION_MAX {
+        let _ = writeln!(out, "  … and {} more (see the JSON part and the function's log)", lines.len() - SECTION_MAX);
+    }
+}
+
+fn describe(f: &Finding, now: DateTime<Utc>) -> String {
+    match f {
+        Finding::StrandedInstance { instance, group, state, cause, since, blocking, .. } => format!(
+            "{instance} in group {} is {state}{}: {}; the group will not replace it while {} suspended",
+            clean(group.as_str(), 255),
+            age(*since, now),
+            cause.describe(),
+            blocking.join(", ")
+        ),
+        Finding::SuspendedProcesses { group, processes, stranded } => {
+            let list: Vec<String> = processes
+                .iter()
+                .map(|p| match p.by {
+                    crate::domain::Suspender::Person => format!("{} (by a person: {})", p.name, clean(&p.reason, 80)),
+                    crate::domain::Suspender::AwsOrUnknown if p.reason.is_empty() => {
+                        format!("{} (by AWS or unknown, no reason given)", p.name)
+                    }
+                    crate::domain::Suspender::AwsOrUnknown => {
+                        format!("{} (by AWS or unknown: {})", p.name, clean(&p.reason, 80))
+                    }
+                })
+                .collect();
+            format!(
+                "group {} has suspended processes: {}; {stranded} stranded",
+                clean(group.as_str(), 255),
+                list.join(", ")
+            )
+        }
+        Finding::RetirementScheduled { instance, group, code, deadline, root_device, outlook, source } => format!(
+            "{instance}{} has {code} scheduled for {} (root device {root_device:?}, from {source}): {outlook}",
+            group.as_ref().map(|g| format!(" (group {})", clean(g.as_str(), 255))).unwrap_or_default(),
+            time(*deadline)
+        ),
+        Finding::StoppedStandalone { instance, cause, since } => {
+            format!("{instance} (no Auto Scaling group) is stopped{}: {}", age(*since, now), cause.describe())
+        }
+        Finding::Unrecoverable { instance, group, why } => format!(
+            "{instance}{} cannot be recovered by the guard: {why}",
+            group.as_ref().map(|g| format!(" (group {})", clean(g.as_str(), 255))).unwrap_or_default()
+        ),
+    }
+}
+
+fn describe_outcome(o: &Outcome) -> String {
+    let what = match &o.action {
+        Action::ResumeProcesses { group, processes } => {
+            format!("resume {} in {}", processes.join(", "), clean(group.as_str(), 255))
+        }
+        other => format!("{} {}", other.name().replace('_', " "), clean(&target(other), 255)),
+    };
+    let how = match &o.status {
+        Status::Done { detail } => format!("done ({detail})"),
+        Status::DryRun => "would be done (DRY RUN)".into(),
+        Status::Gone { detail } => format!("nothing to do, it no longer exists ({})", clean(detail, 200)),
+        Status::Failed { failure } => format!(
+            "FAILED: {} {} ({:?})",
+            failure.code.as_deref().unwrap_or("error"),
+            clean(&failure.message, 300),
+            failure.kind
+        ),
+        Status::NotAttempted { reason } => format!("not attempted: {reason}"),
+    };
+    format!("{what}: {how}")
+}
+
+/// The commands that would finish the job by hand, from what is still wrong.
+fn next_steps(input: &NoticeInput<'_>) -> Vec<String> {
+    let r = input.region;
+    let mut lines = Vec::new();
+    let mut stopped: Vec<&InstanceId> = Vec::new();
+    let mut groups: BTreeMap<&AsgName, Vec<String>> = BTreeMap::new();
+    for f in input.remaining {
+        match f {
+            Finding::StrandedInstance { instance, .. } | Finding::StoppedStandalone { instance, .. } => {
+                stopped.push(instance)
+            }
+            Finding::SuspendedProcesses { group, processes, .. } => {
+                groups.insert(group, processes.iter().map(|p| p.name.clone()).collect());
+            }
+            _ => {}
+        }
+    }
+    if !stopped.is_empty() {
+        let ids = stopped.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(" ");
+        lines.push(format!("Start the stopped instances (moves them to healthy hardware):\n      aws ec2 start-instances --region {r} --instance-ids {ids}"));
+        lines.push(format!("Wait until they run with status checks OK:\n      aws ec2 wait instance-status-ok --region {r} --instance-ids {ids}"));
+    }
+    for (group, processes) in &groups {
+        let q = shell_quote(group.as_str());
+        let members: Vec<&InstanceId> = input
+            .remaining
+            .iter()
+            .filter_map(|f| match f {
+                Finding::StrandedInstance { instance, group: g, .. } if g == *group => Some(instance),
+                _ => None,
+            })
+            .collect();
+        for id in members {
+            lines.push(format!(
+                "Before resuming, mark restarted members Healthy (or the group replaces them at once):\n      aws autoscaling set-instance-health --region {r} --instance-id {id} --health-status Healthy --no-should-respect-grace-period"
+            ));
+        }
+        lines.push(format!(
+            "When every member of {} runs and is healthy, resume its processes (if nobody suspended them on purpose):\n      aws autoscaling describe-auto-scaling-groups --region {r} --auto-scaling-group-names {q}\n      aws autoscaling resume-processes --region {r} --auto-scaling-group-name {q} --scaling-processes {}",
+            clean(group.as_str(), 255),
+            processes.join(" ")
+        ));
+    }
+    if lines.is_empty() {
+        lines.push(
+            "Nothing is left for AWS to fix: check that the application itself recovered (e.g. cluster health).".into(),
+        );
+    }
+    lines.push(format!("Console: https://{r}.console.aws.amazon.com/ec2/home?region={r}#AutoScalingGroups:"));
+    lines
+}
+
+fn body(input: &NoticeInput<'_>, severity: Severity) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "retirement-guard: {} in {} (account {}, environment {})",
+        severity.as_str().to_uppercase(),
+        input.region,
+        input.account.unwrap_or("unknown"),
+        input.environment
+    );
+    let _ = writeln!(out, "Trigger: {}. Checked at {}.", input.trigger, time(Some(input.now)));
+    if input.dry_run {
+        let _ = writeln!(out, "DRY RUN: nothing was changed; the steps below are what the guard would do.");
+    }
+    let found: Vec<String> = input.findings.iter().map(|f| describe(f, input.now)).collect();
+    section(&mut out, "WHAT HAPPENED", &found);
+    let done: Vec<String> = input.outcomes.iter().map(describe_outcome).collect();
+    section(&mut out, if input.dry_run { "WHAT THE GUARD WOULD DO (DRY RUN)" } else { "WHAT THE GUARD DID" }, &done);
+    let pending: Vec<String> = input
+        .pending
+        .iter()
+        .map(|s| format!("{} {}: {}", s.action.replace('_', " "), clean(&s.target, 300), s.reason))
+        .collect();
+    section(&mut out, "NOT DONE, AND WHY", &pending);
+    let now: Vec<String> = input.remaining.iter().map(|f| describe(f, input.now)).collect();
+    if now.is_empty() {
+        let _ = writeln!(out, "\nSTATE NOW\n  - all clear: nothing is stranded any more");
+    } else {
+        section(&mut out, "STILL WRONG NOW", &now);
+    }
+    section(&mut out, "WHAT TO DO NEXT", &next_steps(input));
+
+    #[derive(Serialize)]
+    struct Machine<'a> {
+        severity: Severity,
+        dry_run: bool,
+        findings: &'a [&'a Finding],
+        outcomes: &'a [Outcome],
+        remaining: &'a [&'a Finding],
+    }
+    let machine = Machine {
+        severity,
+        dry_run: input.dry_run,
+        findings: input.findings,
+        outcomes: input.outcomes,
+        remaining: input.remaining,
+    };
+    let json = serde_json::to_string(&machine).unwrap_or_default();
+    if out.len() + json.len() < BODY_MAX {
+        let _ = write!(out, "\n--- machine-readable ---\n{json}\n");
+    } else if out.len() > BODY_MAX {
+        let mut cut = BODY_MAX;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("\n… (truncated; the full report is in the function's log)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

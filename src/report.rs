@@ -1,0 +1,115 @@
+//! Report stage: everything one invocation saw and did, as the JSON the handler
+//! returns (and the CLI prints), plus the one-line summary that is logged.
+
+use crate::actions::Outcome;
+use crate::config::Mode;
+use crate::domain::{AsgName, InstanceId};
+use crate::findings::{Finding, Severity};
+use crate::intake::{Scope, Trigger};
+use crate::policy::{Skip, Step};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A recognised event (or manual request) was handled.
+    Handled,
+    /// Not an event the guard handles; acknowledged, not retried.
+    Ignored,
+    /// A recognised event with broken content; notified, not retried.
+    Rejected,
+}
+
+/// The notice sent, if any.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NotificationReport {
+    pub topic: String,
+    pub subject: String,
+    pub severity: Severity,
+    pub message_id: String,
+}
+
+/// The handler's response.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub trigger: Option<Trigger>,
+    pub scope: Option<Scope>,
+    pub policy: Mode,
+    pub dry_run: bool,
+    /// What was wrong when the invocation started (minus ignored targets).
+    pub findings: Vec<Finding>,
+    pub plan: PlanReport,
+    pub outcomes: Vec<Outcome>,
+    /// What is still wrong after the guard acted.
+    pub remaining: Vec<Finding>,
+    /// Groups and instances whose override tag says `ignore`.
+    pub ignored_targets: Vec<String>,
+    pub gone_instances: Vec<InstanceId>,
+    pub gone_groups: Vec<AsgName>,
+    /// Read-plan-act rounds run (a round follows only after successful writes).
+    pub rounds: usize,
+    pub notification: Option<NotificationReport>,
+}
+
+/// Steps planned over all rounds, and what the last round left undone.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PlanReport {
+    pub steps: Vec<Step>,
+    pub skipped: Vec<Skip>,
+}
+
+impl Report {
+    /// A report with nothing seen yet.
+    pub fn new(status: Status, policy: Mode, dry_run: bool) -> Self {
+        Self {
+            status,
+            reason: None,
+            trigger: None,
+            scope: None,
+            policy,
+            dry_run,
+            findings: vec![],
+            plan: PlanReport::default(),
+            outcomes: vec![],
+            remaining: vec![],
+            ignored_targets: vec![],
+            gone_instances: vec![],
+            gone_groups: vec![],
+            rounds: 0,
+            notification: None,
+        }
+    }
+
+    /// Logs the one summary line of the invocation.
+    pub fn log_summary(&self) {
+        let failed = self.outcomes.iter().filter(|o| o.is_failed()).count();
+        let done = self.outcomes.iter().filter(|o| o.is_done()).count();
+        tracing::info!(
+            status = ?self.status,
+            reason = self.reason.as_deref().unwrap_or(""),
+            trigger = self.trigger.as_ref().map(trigger_name).unwrap_or("none"),
+            findings = self.findings.len(),
+            remaining = self.remaining.len(),
+            steps = self.plan.steps.len(),
+            done,
+            failed,
+            dry_run = self.dry_run,
+            notified = self.notification.is_some(),
+            rounds = self.rounds,
+            "invocation summary"
+        );
+    }
+}
+
+pub fn trigger_name(t: &Trigger) -> &'static str {
+    match t {
+        Trigger::Health(_) => "health",
+        Trigger::StateChange { .. } => "state_change",
+        Trigger::ProcessesChanged { .. } => "processes_changed",
+        Trigger::Scheduled => "scheduled",
+        Trigger::Manual { .. } => "manual",
+    }
+}
