@@ -90,6 +90,7 @@ impl<I: Inventory, A: Actuator, N: Notifier> Guard<I, A, N> {
             let snapshot = inventory::collect(&self.inventory, &intake.scope).await.map_err(HandlerError::Inventory)?;
             last_findings = findings::assess(&snapshot, &announced);
             last_plan = policy::plan(&last_findings, &snapshot, config);
+            skip_failed(&mut last_plan, &report.outcomes);
             if first.is_none() {
                 report.gone_instances = snapshot.gone_instances.clone();
                 report.gone_groups = snapshot.gone_groups.clone();
@@ -160,6 +161,23 @@ impl<I: Inventory, A: Actuator, N: Notifier> Guard<I, A, N> {
             severity: notice.severity,
             message_id,
         })
+    }
+}
+
+/// A step that failed earlier in this invocation is not tried again in a later
+/// round: the next invocation (event or sweep) retries it from fresh state.
+fn skip_failed(plan: &mut policy::Plan, earlier: &[actions::Outcome]) {
+    let (retry, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.steps)
+        .into_iter()
+        .partition(|s| earlier.iter().any(|o| o.is_failed() && o.action == s.action));
+    plan.steps = keep;
+    for step in retry {
+        plan.skipped.push(policy::Skip {
+            action: step.action.name(),
+            target: actions::target(&step.action),
+            reason: "failed earlier in this invocation; the next invocation retries it".into(),
+            waiting: false,
+        });
     }
 }
 

@@ -79,3 +79,6 @@ impl Actuator for AwsActuator {
 fn group_tag(group: &AsgName, key: &str) -> aws_sdk_autoscaling::types::builders::TagBuilder {
     Tag::builder().resource_id(group.as_str()).resource_type("auto-scaling-group").key(key)
 }
+
+#[cfg(test)]
+mod tests;

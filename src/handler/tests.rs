@@ -98,7 +98,7 @@ async fn recover_runs_the_safe_order_within_one_invocation() {
     assert!(report.remaining.is_empty(), "{:?}", report.remaining);
     assert_eq!(report.rounds, 3);
     let n = &sent(&g)[0];
-    assert!(n.subject.contains("2 started, processes resumed"), "{}", n.subject);
+    assert!(n.subject.contains("2 instances stranded in es-data; 2 started, resumed"), "{}", n.subject);
     assert!(n.body.contains("all clear"));
 }
 
@@ -129,7 +129,7 @@ async fn failed_start_is_reported_and_notified_and_nothing_is_resumed() {
     assert!(!g.actuator.calls().iter().any(|c| c.starts_with("resume")), "{:?}", g.actuator.calls());
     assert!(report.outcomes.iter().any(|o| o.is_failed()));
     let n = &sent(&g)[0];
-    assert!(n.subject.contains("FAILED"), "{}", n.subject);
+    assert!(n.subject.contains("1 FAILED"), "{}", n.subject);
     assert!(n.body.contains("FAILED: Capacity"), "{}", n.body);
 }
 

@@ -130,22 +130,28 @@ fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String
     };
     let done = |name: &str| input.outcomes.iter().filter(|o| o.is_done() && o.action.name() == name).count();
     let failed = input.outcomes.iter().filter(|o| o.is_failed()).count();
-    let mut after = String::new();
+    let mut after: Vec<String> = Vec::new();
     if done("start_instance") > 0 {
-        after += &format!(", {} started", done("start_instance"));
+        after.push(format!("{} started", done("start_instance")));
     }
     if done("resume_processes") > 0 {
-        after += ", processes resumed";
+        after.push("resumed".into());
     }
     if failed > 0 {
-        after += &format!(", {failed} actions FAILED");
+        after.push(format!("{failed} FAILED"));
     }
+    let after = if after.is_empty() { String::new() } else { format!("; {}", after.join(", ")) };
     let dry = if input.dry_run { "DRY RUN " } else { "" };
-    fit_subject(&format!(
-        "{dry}[retirement-guard] {}: {what}{after} ({})",
-        severity.as_str().to_uppercase(),
-        input.region
-    ))
+    let region = format!(" ({})", input.region);
+    let head = format!("{dry}[retirement-guard] {}: {what}{after}", severity.as_str().to_uppercase());
+    // Keep the region visible: cut the middle rather than the end.
+    let room = SUBJECT_MAX.saturating_sub(region.chars().count());
+    let head = fit_subject(&head);
+    if head.chars().count() <= room {
+        format!("{head}{region}")
+    } else {
+        format!("{}…{region}", head.chars().take(room.saturating_sub(1)).collect::<String>())
+    }
 }
 
 /// Removes control characters and cuts to `SUBJECT_MAX` characters on a char boundary.
@@ -328,7 +334,7 @@ fn body(input: &NoticeInput<'_>, severity: Severity) -> String {
         input.account.unwrap_or("unknown"),
         input.environment
     );
-    let _ = writeln!(out, "Trigger: {}. Checked at {}.", input.trigger, time(Some(input.now)));
+    let _ = writeln!(out, "Trigger: {}. Checked at {}.", clean(input.trigger, 300), time(Some(input.now)));
     if input.dry_run {
         let _ = writeln!(out, "DRY RUN: nothing was changed; the steps below are what the guard would do.");
     }

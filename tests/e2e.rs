@@ -1,0 +1,361 @@
+//! End to end: the built binary against a moto server (from the project's
+//! virtualenv, started on 127.0.0.1 with a free port, one per test, killed by pid
+//! when the test ends, also when it fails). The scenario is seeded, and AWS state
+//! and notices are read back, with tests/moto/scenario.py (boto3).
+
+use serde_json::{Value, json};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_retirement-guard");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn venv() -> PathBuf {
+    let dir = std::env::var_os("MOTO_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(ROOT).join(".venv"));
+    assert!(
+        dir.join("bin/moto_server").exists(),
+        "no moto server in {}: run `make test` (it creates the virtualenv) or set MOTO_VENV",
+        dir.display()
+    );
+    dir
+}
+
+/// A moto server for one test; dropped (killed) when the test ends or panics.
+struct Moto {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(venv().join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(dir.path())
+            .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}"), _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not listen on port {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    fn scenario(&self, args: &[&str]) -> Value {
+        let out = Command::new(venv().join("bin/python"))
+            .arg(format!("{ROOT}/tests/moto/scenario.py"))
+            .args(["--endpoint", &self.endpoint])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "scenario {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Runs the guard binary with the standard AWS environment pointing at moto.
+    fn guard(&self, topic: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NOTIFY_TOPIC_ARN", topic)
+            .env("POLL_SECONDS", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A seeded world: es-data (6 members, Launch+Terminate suspended, 2 stopped),
+/// web (healthy), a stopped standalone instance, the notice topic and its queue.
+struct World {
+    moto: Moto,
+    seed: Value,
+}
+
+impl World {
+    fn new() -> Self {
+        let moto = Moto::start();
+        let seed = moto.scenario(&["seed"]);
+        Self { moto, seed }
+    }
+
+    fn topic(&self) -> &str {
+        self.seed["topic_arn"].as_str().unwrap()
+    }
+
+    fn stopped(&self) -> Vec<String> {
+        strings(&self.seed["stopped"])
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let out = self.moto.guard(self.topic(), args, env, None);
+        assert!(out.status.success(), "guard {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("the report is JSON")
+    }
+
+    fn state(&self) -> Value {
+        self.moto.scenario(&["state"])
+    }
+
+    fn notices(&self) -> Vec<Value> {
+        self.moto.scenario(&["messages"]).as_array().unwrap().clone()
+    }
+
+    /// A Health retirement event (current schema) for the stopped instances, in a file.
+    fn health_event(&self) -> tempfile::NamedTempFile {
+        let event = self.moto.scenario(&["health-event", "--instances", &self.stopped().join(",")]);
+        write_temp(&event)
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+}
+
+fn write_temp(v: &Value) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), v.to_string()).unwrap();
+    file
+}
+
+fn instance_state(state: &Value, id: &str) -> String {
+    state["instances"][id]["state"].as_str().unwrap().to_owned()
+}
+
+fn suspended(state: &Value, group: &str) -> Vec<String> {
+    strings(&state["groups"][group]["suspended"])
+}
+
+#[test]
+fn notify_policy_changes_nothing_and_one_notice_names_the_group_and_both_instances() {
+    let w = World::new();
+    let before = w.state();
+    let event = w.health_event();
+    let report = w.run(&["invoke", event.path().to_str().unwrap()], &[]);
+    assert_eq!(report["status"], "handled");
+    assert_eq!(report["policy"], "notify");
+    assert!(report["outcomes"].as_array().unwrap().is_empty());
+    assert_eq!(w.state(), before, "nothing changes under notify");
+
+    let notices = w.notices();
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    let n = &notices[0];
+    let subject = n["subject"].as_str().unwrap();
+    assert!(subject.contains("2 instances stranded in es-data") && subject.len() <= 99, "{subject}");
+    let body = n["message"].as_str().unwrap();
+    for id in w.stopped() {
+        assert!(body.contains(&id), "{id} missing from {body}");
+    }
+    assert!(body.contains("aws ec2 start-instances --region us-east-1 --instance-ids"));
+    assert!(body.contains("aws autoscaling resume-processes --region us-east-1 --auto-scaling-group-name 'es-data'"));
+    assert_eq!(n["attributes"]["severity"], "critical");
+    assert_eq!(n["attributes"]["region"], "us-east-1");
+    assert_eq!(n["attributes"]["account"], "123456789012");
+    let kinds: Vec<String> = serde_json::from_str(n["attributes"]["finding_kinds"].as_str().unwrap()).unwrap();
+    assert!(kinds.contains(&"StrandedInstance".to_owned()));
+    let groups: Vec<String> = serde_json::from_str(n["attributes"]["groups"].as_str().unwrap()).unwrap();
+    assert_eq!(groups, ["es-data"]);
+}
+
+#[test]
+fn recover_restarts_the_stranded_instances_and_resumes_the_group_leaving_the_rest_alone() {
+    let w = World::new();
+    let before = w.state();
+    let report = w.run(&["sweep"], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true")]);
+    assert_eq!(report["status"], "handled");
+    assert_eq!(report["remaining"], json!([]), "{report:#}");
+
+    let after = w.state();
+    for id in w.stopped() {
+        assert_eq!(instance_state(&after, &id), "running", "{id}");
+    }
+    assert!(suspended(&after, "es-data").is_empty(), "processes resumed");
+    assert_eq!(after["groups"]["web"], before["groups"]["web"], "the healthy group is untouched");
+    let standalone = w.seed["standalone"].as_str().unwrap();
+    assert_eq!(instance_state(&after, standalone), "stopped", "a standalone instance a person stopped is left alone");
+
+    let done: Vec<&str> =
+        report["outcomes"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
+    assert_eq!(done, ["mark_recovering", "start_instance", "start_instance", "resume_processes", "clear_recovering"]);
+    assert!(report["outcomes"].as_array().unwrap().iter().all(|o| o["result"] == "done"), "{report:#}");
+    let notices = w.notices();
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0]["subject"].as_str().unwrap().contains("2 instances stranded in es-data; 2 started, resumed"));
+}
+
+#[test]
+fn recover_from_a_health_event_repairs_the_group() {
+    let w = World::new();
+    let event = w.health_event();
+    let report =
+        w.run(&["invoke", event.path().to_str().unwrap()], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true")]);
+    assert_eq!(report["trigger"]["kind"], "health");
+    let after = w.state();
+    assert!(w.stopped().iter().all(|id| instance_state(&after, id) == "running"));
+    assert!(suspended(&after, "es-data").is_empty());
+}
+
+#[test]
+fn without_restart_user_stopped_moto_stops_count_as_a_persons_and_are_left() {
+    let w = World::new();
+    let before = w.state();
+    let report = w.run(&["sweep"], &[("POLICY", "recover")]);
+    assert_eq!(w.state(), before);
+    let skipped = report["plan"]["skipped"].to_string();
+    assert!(skipped.contains("RESTART_USER_STOPPED=false"), "{skipped}");
+    assert_eq!(w.notices().len(), 1);
+}
+
+#[test]
+fn dry_run_sends_no_write_call_to_aws_but_still_notifies() {
+    let w = World::new();
+    let before = w.state();
+    w.moto.scenario(&["record-start"]);
+    let report = w.run(&["sweep"], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true"), ("DRY_RUN", "true")]);
+    let recorded = w.moto.scenario(&["record-writes"]);
+    let writes = strings(&recorded["writes"]);
+    assert_eq!(writes, ["Publish"], "only the notice is sent in a dry run: {recorded:#}");
+    assert!(
+        strings(&recorded["actions"]).iter().any(|a| a == "DescribeAutoScalingGroups"),
+        "the recorder saw the reads"
+    );
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["plan"]["steps"].as_array().unwrap().len(), 3);
+    assert_eq!(w.state(), before);
+    let notices = w.notices();
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0]["subject"].as_str().unwrap().starts_with("DRY RUN"));
+}
+
+#[test]
+fn unrelated_event_changes_nothing_and_sends_nothing() {
+    let w = World::new();
+    w.moto.scenario(&["record-start"]);
+    let path = format!("{ROOT}/tests/fixtures/events/aws.s3-object-created.json");
+    let report = w.run(&["invoke", &path], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true")]);
+    assert_eq!(report["status"], "ignored");
+    assert!(report["reason"].as_str().unwrap().contains("aws.s3"));
+    assert!(strings(&w.moto.scenario(&["record-writes"])["actions"]).is_empty(), "no AWS call at all");
+    assert!(w.notices().is_empty());
+}
+
+#[test]
+fn state_change_event_read_from_stdin_is_handled() {
+    let w = World::new();
+    let id = &w.stopped()[0];
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{ROOT}/events/aws.ec2-state-change-stopped.json")).unwrap(),
+    )
+    .unwrap();
+    event["detail"]["instance-id"] = json!(id);
+    let out = w.moto.guard(w.topic(), &["invoke", "-"], &[], Some(&event.to_string()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["trigger"]["kind"], "state_change");
+    let kinds: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"StrandedInstance"), "{kinds:?}");
+}
+
+#[test]
+fn broken_event_is_rejected_with_the_missing_field_and_notified() {
+    let w = World::new();
+    let out =
+        w.moto.guard(w.topic(), &["invoke", &format!("{ROOT}/events/aws.ec2-state-change-broken.json")], &[], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap();
+    assert!(last.contains("event rejected") && last.contains("detail.instance-id"), "{stderr}");
+    let notices = w.notices();
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0]["subject"].as_str().unwrap().contains("event rejected"));
+}
+
+#[test]
+fn missing_group_or_instance_is_gone_not_an_error() {
+    let w = World::new();
+    let event = write_temp(&json!({"instance_ids": ["i-0123456789abcdef0"], "asg_names": ["no-such-group"]}));
+    let report = w.run(&["invoke", event.path().to_str().unwrap()], &[]);
+    assert_eq!(report["gone_instances"], json!(["i-0123456789abcdef0"]));
+    assert_eq!(report["gone_groups"], json!(["no-such-group"]));
+    assert!(w.notices().is_empty());
+}
+
+/// Runs the binary without any AWS behind it: these must fail before any call.
+fn bare(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).trim().to_owned())
+}
+
+#[test]
+fn cli_bad_input_gets_a_one_line_error_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_json = dir.path().join("x.json");
+    std::fs::write(&not_json, "{not json").unwrap();
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (vec!["invoke".into(), "/no/such/file.json".into()], "", "cannot read /no/such/file.json"),
+        (vec!["invoke".into(), not_json.display().to_string()], "", "not valid JSON"),
+        (vec!["invoke".into(), "-".into()], "", "stdin: empty input"),
+        (vec!["invoke".into(), "-".into()], "[1,", "stdin: not valid JSON"),
+        (vec!["frobnicate".into()], "", "usage: retirement-guard"),
+    ];
+    for (args, stdin, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, stderr) = bare(&args, stdin, &[]);
+        assert!(!ok, "{args:?} must fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with("retirement-guard:")).count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn missing_topic_is_a_clear_start_up_error() {
+    let (ok, stderr) = bare(&["sweep"], "", &[("NOTIFY_TOPIC_ARN", "")]);
+    assert!(!ok);
+    assert!(stderr.contains("NOTIFY_TOPIC_ARN is required"), "{stderr}");
+    let (ok, stderr) = bare(&["sweep"], "", &[("POLICY", "yolo")]);
+    assert!(!ok && stderr.contains("POLICY must be notify, restart or recover"), "{stderr}");
+}
