@@ -14,7 +14,7 @@ use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{Filter, Instance};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 const INSTANCE_FILTER_VALUES: usize = 200;
@@ -81,16 +81,21 @@ impl AwsInventory {
     }
 
     /// DescribeInstanceStatus fails as a whole when an id no longer exists: drop
-    /// the ids its message names and ask again (bounded).
+    /// the ids its message names (compared as whole ids) and ask again (bounded).
+    /// If that does not converge, the statuses stay unknown and the plan waits.
     async fn statuses_of(&self, mut ids: Vec<String>) -> Result<Vec<(InstanceId, InstanceStatus)>, AwsFailure> {
         for _ in 0..NOT_FOUND_RETRIES {
             match self.status_page(Some(ids.clone())).await {
                 Err(e) if e.kind == FailureKind::NotFound => {
+                    let named: BTreeSet<InstanceId> = e
+                        .message
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                        .filter_map(InstanceId::parse)
+                        .collect();
                     let before = ids.len();
-                    ids.retain(|id| !e.message.contains(id.as_str()));
+                    ids.retain(|id| InstanceId::parse(id).is_none_or(|id| !named.contains(&id)));
                     if ids.len() == before {
-                        // The message named none of them: status unknown, so the plan waits.
-                        tracing::warn!(error = %e, "instance status unavailable");
+                        tracing::warn!(error = %e, "instance status unavailable: the error names none of the ids");
                         return Ok(vec![]);
                     }
                     if ids.is_empty() {
@@ -100,6 +105,7 @@ impl AwsInventory {
                 other => return other,
             }
         }
+        tracing::warn!(remaining = ids.len(), "instance status unavailable: ids kept vanishing");
         Ok(vec![])
     }
 }

@@ -567,6 +567,24 @@ async fn status_call_is_repeated_without_the_id_aws_says_does_not_exist() {
 }
 
 #[tokio::test]
+async fn a_short_id_is_kept_when_a_longer_id_starting_with_it_vanished() {
+    let (short, long) = ("i-1234abcd", "i-1234abcd00000000f");
+    let failing = mock!(Ec2::describe_instance_status)
+        .match_requests(move |r| r.instance_ids() == [short, long])
+        .then_error(move || {
+            DescribeInstanceStatusError::generic(not_found(&format!("The instance ID '{long}' does not exist")))
+        });
+    let retry = mock!(Ec2::describe_instance_status)
+        .match_requests(move |r| r.instance_ids() == [short])
+        .then_output(move || DescribeInstanceStatusOutput::builder().instance_statuses(running_ok(short)).build());
+    let inv = inventory(RuleMode::Sequential, &[&failing, &retry], &[]);
+
+    let statuses = inv.statuses(Some(&[id(short), id(long)])).await.unwrap();
+
+    assert_eq!(statuses.keys().map(InstanceId::as_str).collect::<Vec<_>>(), [short]);
+}
+
+#[tokio::test]
 async fn status_is_left_unknown_when_the_not_found_message_names_no_asked_id() {
     let failing = mock!(Ec2::describe_instance_status).then_error(|| {
         DescribeInstanceStatusError::generic(not_found("The instance ID 'i-0000000000000ffff' does not exist"))
