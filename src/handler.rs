@@ -10,7 +10,7 @@ use crate::findings::{self, Finding, Retirement};
 use crate::intake::{self, Parsed, Trigger};
 use crate::inventory::{self, Inventory};
 use crate::notify::{self, NoticeInput, Notifier};
-use crate::policy;
+use crate::policy::{self, Action};
 use crate::report::{NotificationReport, PlanReport, Report, Status};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -66,7 +66,7 @@ impl<I: Inventory, A: Actuator, N: Notifier> Guard<I, A, N> {
         };
 
         let dry_run = config.dry_run || intake.dry_run_requested();
-        let announced: Vec<Retirement> = match &intake.trigger {
+        let mut announced: Vec<Retirement> = match &intake.trigger {
             Trigger::Health(h) => h
                 .instances
                 .iter()
@@ -111,6 +111,13 @@ impl<I: Inventory, A: Actuator, N: Notifier> Guard<I, A, N> {
             let outcomes = actions::execute(&last_plan, &self.actuator, dry_run, now).await;
             let progressed = outcomes.iter().any(|o| o.is_done());
             made_progress |= progressed;
+            // A stop and start moves an instance to new hardware: its announced retirement no longer applies.
+            announced.retain(|r| {
+                !outcomes.iter().any(|o| {
+                    o.is_done()
+                        && matches!(&o.action, Action::StartInstance { instance, .. } if *instance == r.instance)
+                })
+            });
             report.plan.steps.extend(last_plan.steps.iter().cloned());
             report.outcomes.extend(outcomes);
             // Re-reading at once after progress is cheap; only waiting is bounded by the budget.

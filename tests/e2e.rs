@@ -220,6 +220,7 @@ fn recover_from_a_health_event_repairs_the_group() {
     let report =
         w.run(&["invoke", event.path().to_str().unwrap()], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true")]);
     assert_eq!(report["trigger"]["kind"], "health");
+    assert_eq!(report["remaining"], json!([]), "a restarted instance has left the retiring hardware: {report:#}");
     let after = w.state();
     assert!(w.stopped().iter().all(|id| instance_state(&after, id) == "running"));
     assert!(suspended(&after, "es-data").is_empty());
