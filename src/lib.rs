@@ -11,6 +11,7 @@ pub mod findings;
 pub mod handler;
 pub mod intake;
 pub mod inventory;
+pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod report;

@@ -8,6 +8,7 @@ use retirement_guard::actions::aws::AwsActuator;
 use retirement_guard::config::Config;
 use retirement_guard::handler::Guard;
 use retirement_guard::inventory::aws::AwsInventory;
+use retirement_guard::metrics;
 use retirement_guard::notify::sns::SnsNotifier;
 use retirement_guard::report::Status;
 use serde_json::Value;
@@ -60,7 +61,10 @@ async fn main() -> ExitCode {
         None => {
             let guard = &guard;
             let result = lambda_runtime::run(service_fn(move |e: LambdaEvent<Value>| async move {
-                let report = guard.handle(&e.payload, Utc::now()).await.map_err(|err| Diagnostic {
+                let result = guard.handle(&e.payload, Utc::now()).await;
+                // The metrics line goes to stdout, which Lambda sends to CloudWatch Logs.
+                println!("{}", metrics::emf_line(result.as_ref().ok(), &guard.config.environment, Utc::now()));
+                let report = result.map_err(|err| Diagnostic {
                     error_type: err.error_type().into(),
                     error_message: err.to_string(),
                 })?;
