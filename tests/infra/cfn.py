@@ -10,13 +10,15 @@ resources, ...) is returned as it is.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 
 from cfnlint.decode import decode
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "infra" / "template.yaml"
+# INFRA_TEMPLATE lets a mutated copy be checked (to see that a check can fail).
+TEMPLATE = pathlib.Path(os.environ.get("INFRA_TEMPLATE", ROOT / "infra" / "template.yaml"))
 ENV_FILES = {"staging": ROOT / "infra" / "staging.json", "production": ROOT / "infra" / "production.json"}
 
 _NO_VALUE = object()
