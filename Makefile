@@ -8,8 +8,10 @@ BIN       := target/debug/retirement-guard
 RELEASE   := target/release/retirement-guard
 EVENT     ?= events/manual-sweep.json
 ENV       ?= staging
+DEPLOY_BUCKET ?=
+STACK     ?= retirement-guard-$(ENV)
 
-.PHONY: help venv build release test lint fmt unit demo invoke sweep package deploy clean
+.PHONY: help venv build release test lint fmt demo invoke sweep infra-check package deploy clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -35,7 +37,7 @@ lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-test: venv lint ## everything: lint, unit, adapter (aws-smithy-mocks) and end-to-end (moto) tests
+test: venv lint infra-check ## everything: lint, infra checks, unit, adapter (aws-smithy-mocks) and end-to-end (moto) tests
 	MOTO_VENV=$(abspath $(VENV)) cargo test
 
 demo: venv build ## the story: a retired ES group in a local AWS, repaired by the guard
@@ -51,9 +53,17 @@ package: ## Lambda artefact for arm64 with cargo-lambda (needs the aarch64 targe
 	$(VENV)/bin/pip install --quiet cargo-lambda
 	PATH=$(abspath $(VENV))/bin:$$PATH cargo lambda build --release --arm64
 
-deploy: package ## deploy one environment: make deploy ENV=staging (see infra/)
-	@test -f infra/$(ENV).json || { echo "no infra/$(ENV).json: the template arrives with the deployment issue"; exit 2; }
+infra-check: ## offline checks of infra/: cfn-lint, checkov, EventBridge patterns, IAM vs code, environments
+	scripts/infra-check.sh
+
+deploy: package ## deploy one environment: make deploy ENV=staging DEPLOY_BUCKET=<artefact bucket> (infra/README.md)
+	@test -f infra/$(ENV).json || { echo "no infra/$(ENV).json"; exit 2; }
+	@test -n "$(DEPLOY_BUCKET)" || { echo "set DEPLOY_BUCKET to an S3 bucket in the target region"; exit 2; }
+	@! grep -q '@example.com' infra/$(ENV).json || { echo "replace the example e-mail addresses in infra/$(ENV).json"; exit 2; }
+	mkdir -p target/infra
+	aws cloudformation package --template-file infra/template.yaml --s3-bucket $(DEPLOY_BUCKET) --s3-prefix $(STACK) --output-template-file target/infra/packaged-$(ENV).yaml
+	aws cloudformation deploy --template-file target/infra/packaged-$(ENV).yaml --stack-name $(STACK) --parameter-overrides file://infra/$(ENV).json --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset --tags project=retirement-guard environment=$(ENV)
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-infra
