@@ -2,6 +2,7 @@
 //! variables (through a lookup function, so tests never touch the process env)
 //! and validated with messages that name the variable and the accepted values.
 
+use crate::escalation::Escalation;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -115,6 +116,10 @@ pub struct Config {
     pub wait_seconds: u64,
     pub poll_seconds: u64,
     pub environment: String,
+    /// Escalation tiers; by default one tier, NOTIFY_TOPIC_ARN at once.
+    pub escalation: Escalation,
+    /// DynamoDB table for deduplication and escalation state; unset: no memory.
+    pub state_table: Option<String>,
 }
 
 impl Config {
@@ -172,6 +177,14 @@ impl Config {
             ));
         }
         let poll_seconds = number("POLL_SECONDS", 10, 60)?.max(1);
+        let escalation = match get("ESCALATION_TIERS") {
+            None if get("ESCALATION_REPEAT").is_some() => {
+                return Err(err("ESCALATION_REPEAT", "needs ESCALATION_TIERS".into()));
+            }
+            None => Escalation::single(topic.clone()),
+            Some(tiers) => Escalation::parse(&tiers, get("ESCALATION_REPEAT").as_deref())
+                .map_err(|p| err("ESCALATION_TIERS", format!("(or ESCALATION_REPEAT): {p}")))?,
+        };
         Ok(Self {
             topic,
             mode,
@@ -186,6 +199,8 @@ impl Config {
             wait_seconds: number("WAIT_SECONDS", 60, 600)?,
             poll_seconds,
             environment: get("ENVIRONMENT").unwrap_or_else(|| "default".into()),
+            escalation,
+            state_table: get("STATE_TABLE"),
         })
     }
 }

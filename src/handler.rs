@@ -9,9 +9,10 @@ use crate::error::HandlerError;
 use crate::findings::{self, Finding, Retirement};
 use crate::intake::{self, Parsed, Trigger};
 use crate::inventory::{self, Inventory};
-use crate::notify::{self, NoticeInput, Notifier};
+use crate::notify::{self, Notifier};
 use crate::policy::{self, Action};
-use crate::report::{NotificationReport, PlanReport, Report, Status};
+use crate::report::{PlanReport, Report, Status};
+use crate::state::StateStore;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -20,16 +21,17 @@ use std::time::{Duration, Instant};
 const MAX_ROUNDS: usize = 20;
 
 /// The guard with its adapters, built once per cold start.
-pub struct Guard<I, A, N> {
+pub struct Guard<I, A, N, S> {
     pub config: Config,
     pub inventory: I,
     pub actuator: A,
     pub notifier: N,
+    pub state: S,
     /// The region the clients talk to.
     pub region: String,
 }
 
-impl<I: Inventory, A: Actuator, N: Notifier> Guard<I, A, N> {
+impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
     /// Handles one raw event. `Err` only for failures worth a Lambda retry
     /// (reading AWS state, publishing the notice); everything else is in the report.
     pub async fn handle(&self, raw: &Value, now: DateTime<Utc>) -> Result<Report, HandlerError> {
@@ -59,7 +61,7 @@ impl<I: Inventory, A: Actuator, N: Notifier> Guard<I, A, N> {
                 );
                 let mut report = Report::new(Status::Rejected, config.mode, config.dry_run);
                 report.reason = Some(reason);
-                report.notification = Some(self.publish(&notice).await?);
+                report.notifications.push(self.publish(&config.topic, &notice, "rejected", 0).await?);
                 report.log_summary();
                 return Ok(report);
             }
@@ -84,16 +86,17 @@ impl<I: Inventory, A: Actuator, N: Notifier> Guard<I, A, N> {
         let budget = Duration::from_secs(config.wait_seconds);
         let mut first: Option<(Vec<Finding>, policy::Plan)> = None;
         let mut made_progress = false;
-        let (mut last_findings, mut last_plan);
+        let (mut last_findings, mut last_plan, mut last_snapshot);
         loop {
             report.rounds += 1;
             let snapshot = inventory::collect(&self.inventory, &intake.scope).await.map_err(HandlerError::Inventory)?;
             last_findings = findings::assess(&snapshot, &announced);
             last_plan = policy::plan(&last_findings, &snapshot, config);
+            last_snapshot = snapshot;
             skip_failed(&mut last_plan, &report.outcomes);
             if first.is_none() {
-                report.gone_instances = snapshot.gone_instances.clone();
-                report.gone_groups = snapshot.gone_groups.clone();
+                report.gone_instances = last_snapshot.gone_instances.clone();
+                report.gone_groups = last_snapshot.gone_groups.clone();
                 first = Some((last_findings.clone(), last_plan.clone()));
             }
             let out_of_time = started.elapsed() >= budget || report.rounds >= MAX_ROUNDS;
@@ -131,43 +134,32 @@ impl<I: Inventory, A: Actuator, N: Notifier> Guard<I, A, N> {
         report.plan = PlanReport { steps: std::mem::take(&mut report.plan.steps), skipped: last_plan.skipped.clone() };
         report.ignored_targets = first_plan.ignored.clone();
 
-        if !visible.is_empty() || report.outcomes.iter().any(|o| o.is_failed()) {
-            let account = match &intake.trigger {
-                Trigger::Health(h) => h.affected_account.as_deref().or(intake.account.as_deref()),
-                _ => intake.account.as_deref(),
-            };
-            let trigger = describe_trigger(&intake.trigger);
-            let notice = notify::render(&NoticeInput {
-                findings: &visible,
-                outcomes: &report.outcomes,
-                pending: &last_plan.skipped,
-                remaining: &remaining,
-                dry_run,
-                region: &self.region,
-                account: account.or(Some(config.topic.account())),
-                environment: &config.environment,
-                trigger: &trigger,
-                now,
-            });
-            report.notification = Some(self.publish(&notice).await?);
-        }
+        let account = match &intake.trigger {
+            Trigger::Health(h) => h.affected_account.as_deref().or(intake.account.as_deref()),
+            _ => intake.account.as_deref(),
+        };
+        let trigger = describe_trigger(&intake.trigger);
+        let outcomes = std::mem::take(&mut report.outcomes);
+        let seen = notices::Observed {
+            visible: &visible,
+            remaining: &remaining,
+            outcomes: &outcomes,
+            pending: &last_plan.skipped,
+            snapshot: &last_snapshot,
+            sweep: intake.scope == crate::intake::Scope::Sweep,
+            dry_run,
+            account: account.or(Some(config.topic.account())),
+            trigger: &trigger,
+            now,
+        };
+        self.send_notices(&seen, &mut report).await?;
+        report.outcomes = outcomes;
         report.findings = visible.into_iter().cloned().collect();
         report.remaining = remaining.into_iter().cloned().collect();
         report.trigger = Some(intake.trigger);
         report.scope = Some(intake.scope);
         report.log_summary();
         Ok(report)
-    }
-
-    async fn publish(&self, notice: &notify::Notice) -> Result<NotificationReport, HandlerError> {
-        let message_id = self.notifier.publish(notice).await.map_err(HandlerError::Notify)?;
-        tracing::info!(%message_id, subject = %notice.subject, "notice published");
-        Ok(NotificationReport {
-            topic: self.config.topic.as_str().to_owned(),
-            subject: notice.subject.clone(),
-            severity: notice.severity,
-            message_id,
-        })
     }
 }
 
@@ -203,5 +195,6 @@ fn describe_trigger(t: &Trigger) -> String {
     }
 }
 
+mod notices;
 #[cfg(test)]
 mod tests;

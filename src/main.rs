@@ -11,6 +11,8 @@ use retirement_guard::inventory::aws::AwsInventory;
 use retirement_guard::metrics;
 use retirement_guard::notify::sns::SnsNotifier;
 use retirement_guard::report::Status;
+use retirement_guard::state::dynamo::DynamoStateStore;
+use retirement_guard::state::{AnyStore, NoStore};
 use serde_json::Value;
 use std::io::Read;
 use std::process::ExitCode;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: retirement-guard invoke FILE|-   (one event from a file or stdin)\n       retirement-guard sweep [--dry-run]\n       (in AWS Lambda it runs the runtime loop)";
 
-type AwsGuard = Guard<AwsInventory, AwsActuator, SnsNotifier>;
+type AwsGuard = Guard<AwsInventory, AwsActuator, SnsNotifier, AnyStore<DynamoStateStore>>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -96,7 +98,15 @@ fn read_event(path: &str) -> Result<Value, String> {
 }
 
 async fn run_once(guard: &AwsGuard, event: &Value) -> ExitCode {
-    match guard.handle(event, Utc::now()).await {
+    // Test hook for local runs only: GUARD_NOW (RFC 3339) stands in for the clock.
+    let now = match std::env::var("GUARD_NOW") {
+        Ok(text) => match chrono::DateTime::parse_from_rfc3339(&text) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(e) => return fail(&format!("GUARD_NOW is not an RFC 3339 time: {e}"), 2),
+        },
+        Err(_) => Utc::now(),
+    };
+    match guard.handle(event, now).await {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             match (report.status, report.reason) {
@@ -129,7 +139,16 @@ async fn build(config: Config) -> AwsGuard {
         region: sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "unknown-region".into()),
         inventory: AwsInventory { ec2: ec2.clone(), autoscaling: autoscaling.clone() },
         actuator: AwsActuator { ec2, autoscaling },
-        notifier: SnsNotifier { sns: aws_sdk_sns::Client::new(&sdk), topic: config.topic.clone() },
+        notifier: SnsNotifier { sns: aws_sdk_sns::Client::new(&sdk) },
+        state: match &config.state_table {
+            Some(table) => {
+                AnyStore::Some(DynamoStateStore { dynamodb: aws_sdk_dynamodb::Client::new(&sdk), table: table.clone() })
+            }
+            None => {
+                tracing::warn!("STATE_TABLE is not set: notices are not deduplicated and do not escalate over time");
+                AnyStore::None(NoStore)
+            }
+        },
         config,
     }
 }

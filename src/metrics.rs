@@ -18,7 +18,7 @@ pub fn emf_line(report: Option<&Report>, environment: &str, now: DateTime<Utc>) 
         ("Findings", count(&|r| r.findings.len())),
         ("ActionsDone", count(&|r| r.outcomes.iter().filter(|o| o.is_done()).count())),
         ("ActionsFailed", count(&|r| r.outcomes.iter().filter(|o| o.is_failed()).count())),
-        ("NoticesSent", count(&|r| usize::from(r.notification.is_some()))),
+        ("NoticesSent", count(&|r| r.notifications.len())),
         ("Errors", usize::from(report.is_none())),
     ];
     let mut doc = json!({

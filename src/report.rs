@@ -24,9 +24,26 @@ pub enum Status {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NotificationReport {
     pub topic: String,
+    /// `problem` (new, escalated or repeated conditions, and what the guard did) or `recovered`.
+    pub notice: &'static str,
+    pub tier: usize,
     pub subject: String,
     pub severity: Severity,
     pub message_id: String,
+}
+
+/// One open condition and its escalation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConditionReport {
+    pub key: String,
+    pub summary: String,
+    pub first_seen: chrono::DateTime<chrono::Utc>,
+    pub age_seconds: i64,
+    /// Tiers notified by this invocation.
+    pub notified_tiers: Vec<usize>,
+    /// Why nothing was sent, when nothing was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet: Option<String>,
 }
 
 /// The handler's response.
@@ -51,7 +68,14 @@ pub struct Report {
     pub gone_groups: Vec<AsgName>,
     /// Read-plan-act rounds run (a round follows only after successful writes).
     pub rounds: usize,
-    pub notification: Option<NotificationReport>,
+    /// Notices sent (one per tier topic with something due, plus resolution notices).
+    pub notifications: Vec<NotificationReport>,
+    /// Open conditions and what escalation decided for each.
+    pub conditions: Vec<ConditionReport>,
+    /// Conditions seen before that are gone now.
+    pub resolved: Vec<String>,
+    /// False when the state store could not be read: notices were sent without deduplication.
+    pub deduplicated: bool,
 }
 
 /// Steps planned over all rounds, and what the last round left undone.
@@ -79,7 +103,10 @@ impl Report {
             gone_instances: vec![],
             gone_groups: vec![],
             rounds: 0,
-            notification: None,
+            notifications: vec![],
+            conditions: vec![],
+            resolved: vec![],
+            deduplicated: true,
         }
     }
 
@@ -97,7 +124,7 @@ impl Report {
             done,
             failed,
             dry_run = self.dry_run,
-            notified = self.notification.is_some(),
+            notices = self.notifications.len(),
             rounds = self.rounds,
             "invocation summary"
         );

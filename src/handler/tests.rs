@@ -2,23 +2,26 @@
 
 use super::*;
 use crate::actions::recording::RecordingActuator;
+use crate::config::TopicArn;
 use crate::config::tests::config_with;
 use crate::domain::{InstanceState, Snapshot};
 use crate::error::{AwsFailure, FailureKind};
 use crate::findings::tests::{id, story};
 use crate::inventory::memory::MemoryInventory;
 use crate::notify::Notice;
+use crate::state::memory::MemoryStateStore;
 use serde_json::json;
 use std::sync::Mutex;
 
 #[derive(Default)]
-struct RecordingNotifier {
-    sent: Mutex<Vec<Notice>>,
-    fail: bool,
+pub(super) struct RecordingNotifier {
+    /// Every notice published, with its topic.
+    pub sent: Mutex<Vec<(String, Notice)>>,
+    pub fail: bool,
 }
 
 impl Notifier for RecordingNotifier {
-    async fn publish(&self, notice: &Notice) -> Result<String, AwsFailure> {
+    async fn publish(&self, topic: &TopicArn, notice: &Notice) -> Result<String, AwsFailure> {
         if self.fail {
             return Err(AwsFailure {
                 operation: "Publish",
@@ -28,14 +31,14 @@ impl Notifier for RecordingNotifier {
             });
         }
         let mut sent = self.sent.lock().unwrap();
-        sent.push(notice.clone());
+        sent.push((topic.as_str().to_owned(), notice.clone()));
         Ok(format!("msg-{}", sent.len()))
     }
 }
 
-type TestGuard = Guard<MemoryInventory, RecordingActuator, RecordingNotifier>;
+pub(super) type TestGuard = Guard<MemoryInventory, RecordingActuator, RecordingNotifier, MemoryStateStore>;
 
-fn guard(snapshot: Snapshot, env: &[(&str, &str)]) -> TestGuard {
+pub(super) fn guard(snapshot: Snapshot, env: &[(&str, &str)]) -> TestGuard {
     let world = MemoryInventory::new(snapshot);
     let mut env = env.to_vec();
     env.push(("WAIT_SECONDS", "0"));
@@ -44,20 +47,21 @@ fn guard(snapshot: Snapshot, env: &[(&str, &str)]) -> TestGuard {
         inventory: world.clone(),
         actuator: RecordingActuator::new(world),
         notifier: RecordingNotifier::default(),
+        state: MemoryStateStore::default(),
         region: "us-east-1".into(),
     }
 }
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     "2026-11-28T12:00:00Z".parse().unwrap()
 }
 
-fn sweep() -> Value {
+pub(super) fn sweep() -> Value {
     json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
 }
 
-fn sent(g: &TestGuard) -> Vec<Notice> {
-    g.notifier.sent.lock().unwrap().clone()
+pub(super) fn sent(g: &TestGuard) -> Vec<Notice> {
+    g.notifier.sent.lock().unwrap().iter().map(|(_, n)| n.clone()).collect()
 }
 
 #[tokio::test]
@@ -72,7 +76,7 @@ async fn notify_policy_changes_nothing_and_sends_one_notice_naming_group_and_ins
     assert!(n.subject.contains("2 instances stranded in es-data"), "{}", n.subject);
     assert!(n.body.contains(id(1).as_str()) && n.body.contains(id(2).as_str()));
     assert!(n.body.contains("aws ec2 start-instances --region us-east-1 --instance-ids"));
-    assert_eq!(report.notification.unwrap().message_id, "msg-1");
+    assert_eq!(report.notifications[0].message_id, "msg-1");
 }
 
 #[tokio::test]
@@ -216,4 +220,131 @@ async fn health_event_for_a_running_member_announces_the_retirement() {
     assert!(report.findings.iter().any(|f| f.kind() == "RetirementScheduled"));
     let n = &sent(&g)[0];
     assert!(n.body.contains("2026-12-10 13:19 UTC") && n.body.contains("will NOT replace it"), "{}", n.body);
+}
+
+// ---- escalation, deduplication and resolution ----
+
+const CHAT: &str = "arn:aws:sns:us-east-1:123456789012:chat";
+const EMAIL: &str = "arn:aws:sns:us-east-1:123456789012:email";
+const PAGER: &str = "arn:aws:sns:us-east-1:123456789012:pager";
+
+fn tiered(snapshot: Snapshot) -> TestGuard {
+    let tiers = format!("0={CHAT},30m={EMAIL},2h={PAGER}");
+    let mut s = snapshot;
+    // Stop times unknown, so the age runs from the first sweep that sees the group.
+    for i in s.instances.values_mut() {
+        i.state_transition_reason = None;
+    }
+    guard(s, &[("ESCALATION_TIERS", &tiers)])
+}
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    now() + chrono::Duration::minutes(minutes)
+}
+
+fn topics_sent(g: &TestGuard) -> Vec<(String, String)> {
+    let sent = g.notifier.sent.lock().unwrap();
+    sent.iter().map(|(t, n)| (t.rsplit(':').next().unwrap().to_owned(), n.subject.clone())).collect()
+}
+
+fn repair(g: &TestGuard) {
+    let mut s = g.inventory.state.lock().unwrap();
+    for i in s.instances.values_mut() {
+        i.state = InstanceState::Running;
+        i.status = Some(crate::domain::StatusChecks { instance: "ok".into(), system: "ok".into() });
+    }
+    s.groups.values_mut().next().unwrap().suspended.clear();
+}
+
+#[tokio::test]
+async fn five_sweeps_give_one_notice_per_tier_and_one_resolution_per_tier() {
+    let g = tiered(story());
+    for minutes in [0, 10, 31, 125] {
+        g.handle(&sweep(), at(minutes)).await.unwrap();
+    }
+    repair(&g);
+    let last = g.handle(&sweep(), at(130)).await.unwrap();
+    assert_eq!(last.resolved, ["stranded:es-data"]);
+    let sent = topics_sent(&g);
+    let names: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(names, ["chat", "email", "pager", "chat", "email", "pager"], "{sent:#?}");
+    assert!(sent[1].1.contains("CRITICAL tier 1"), "{}", sent[1].1);
+    assert!(sent[2].1.contains("CRITICAL tier 2"), "{}", sent[2].1);
+    assert!(sent[3..].iter().all(|(_, s)| s.contains("RECOVERED")), "{sent:#?}");
+    assert!(g.state.records.lock().unwrap().is_empty(), "state cleared");
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_ten_times_is_notified_once() {
+    let g = tiered(story());
+    let event = json!({
+        "source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification",
+        "detail": {"instance-id": id(1).as_str(), "state": "stopped"}
+    });
+    for _ in 0..10 {
+        let report = g.handle(&event, now()).await.unwrap();
+        assert_eq!(report.status, Status::Handled);
+    }
+    assert_eq!(topics_sent(&g).len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_invocations_notify_each_tier_once() {
+    let g = tiered(story());
+    let event = sweep();
+    let runs = (0..4).map(|_| g.handle(&event, now()));
+    let reports = futures::future::join_all(runs).await;
+    assert!(reports.iter().all(Result::is_ok));
+    assert_eq!(topics_sent(&g).len(), 1);
+    let quiet = reports.iter().flat_map(|r| &r.as_ref().unwrap().conditions).filter(|c| c.quiet.is_some()).count();
+    assert_eq!(quiet, 3, "three invocations left it to the winner");
+    let runs = (0..4).map(|_| g.handle(&event, at(31)));
+    futures::future::join_all(runs).await;
+    assert_eq!(topics_sent(&g).len(), 2);
+}
+
+#[tokio::test]
+async fn lost_state_means_a_new_first_notice_never_silence() {
+    let g = tiered(story());
+    g.handle(&sweep(), at(0)).await.unwrap();
+    g.state.records.lock().unwrap().clear();
+    g.handle(&sweep(), at(40)).await.unwrap();
+    let names: Vec<String> = topics_sent(&g).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(names, ["chat", "chat"]);
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_discarded_and_the_condition_notified_afresh() {
+    let g = tiered(story());
+    g.state.corrupt.lock().unwrap().push("stranded:es-data".into());
+    g.handle(&sweep(), at(0)).await.unwrap();
+    assert_eq!(topics_sent(&g).len(), 1);
+    assert!(g.state.corrupt.lock().unwrap().is_empty());
+    assert_eq!(g.state.records.lock().unwrap()["stranded:es-data"].tier, 0);
+}
+
+#[tokio::test]
+async fn a_failed_publish_releases_the_claim_so_the_retry_notifies() {
+    let mut g = tiered(story());
+    g.notifier.fail = true;
+    assert!(g.handle(&sweep(), at(0)).await.is_err());
+    assert!(g.state.records.lock().unwrap().is_empty(), "claim released");
+    g.notifier.fail = false;
+    g.handle(&sweep(), at(1)).await.unwrap();
+    assert_eq!(topics_sent(&g).len(), 1);
+}
+
+#[tokio::test]
+async fn what_the_guard_repairs_in_one_invocation_is_notified_once_at_tier_0() {
+    let mut s = story();
+    s.groups.values_mut().next().unwrap().members[0].health_status = "Unhealthy".into();
+    let tiers = format!("0={CHAT},30m={EMAIL}");
+    let g = guard(s, &[("POLICY", "recover"), ("ESCALATION_TIERS", &tiers)]);
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    assert!(report.remaining.is_empty());
+    let sent = topics_sent(&g);
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].1.contains("2 started, resumed"), "{}", sent[0].1);
+    g.handle(&sweep(), at(60)).await.unwrap();
+    assert_eq!(topics_sent(&g).len(), 1, "nothing open, nothing more to say");
 }

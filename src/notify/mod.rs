@@ -6,7 +6,9 @@
 pub mod sns;
 
 use crate::actions::{Outcome, Status, target};
+use crate::config::TopicArn;
 use crate::domain::{AsgName, InstanceId};
+use crate::escalation::Record;
 use crate::findings::{Finding, Severity};
 use crate::policy::{Action, Skip};
 use chrono::{DateTime, Utc};
@@ -52,11 +54,19 @@ pub struct NoticeInput<'a> {
     pub environment: &'a str,
     pub trigger: &'a str,
     pub now: DateTime<Utc>,
+    /// The escalation tier this notice goes to (0: the first).
+    pub tier: usize,
+    /// One line per condition on how long it has been open and why this tier.
+    pub escalation: &'a [String],
 }
 
 /// The publish port; answers the message id.
 pub trait Notifier: Sync {
-    fn publish(&self, notice: &Notice) -> impl Future<Output = Result<String, crate::error::AwsFailure>> + Send;
+    fn publish(
+        &self,
+        topic: &TopicArn,
+        notice: &Notice,
+    ) -> impl Future<Output = Result<String, crate::error::AwsFailure>> + Send;
 }
 
 /// Renders the notice for an invocation that found something.
@@ -80,10 +90,58 @@ pub fn render(input: &NoticeInput<'_>) -> Notice {
     attributes.insert("region", AttributeValue::String(input.region.into()));
     attributes.insert("environment", AttributeValue::String(input.environment.into()));
     attributes.insert("dry_run", AttributeValue::String(input.dry_run.to_string()));
+    attributes.insert("tier", AttributeValue::String(input.tier.to_string()));
+    attributes.insert("notice", AttributeValue::String("problem".into()));
     if let Some(account) = input.account {
         attributes.insert("account", AttributeValue::String(account.into()));
     }
     Notice { subject, body, severity, attributes }
+}
+
+/// The notice that conditions notified before are gone, for one topic.
+pub fn render_recovered(
+    records: &[&Record],
+    tier: usize,
+    region: &str,
+    account: Option<&str>,
+    environment: &str,
+    now: DateTime<Utc>,
+) -> Notice {
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let open = (now - r.first_seen).max(chrono::Duration::zero()).num_minutes();
+            format!(
+                "{}: first seen {}, open for {}h{:02}m, now resolved",
+                clean(&r.summary, 300),
+                time(Some(r.first_seen)),
+                open / 60,
+                open % 60
+            )
+        })
+        .collect();
+    let mut body = format!(
+        "retirement-guard: RECOVERED in {region} (account {}, environment {environment})\nChecked at {}.\n",
+        account.unwrap_or("unknown"),
+        time(Some(now))
+    );
+    section(&mut body, "RESOLVED", &lines);
+    body.push_str("\nNothing more is needed from AWS; check that the application itself recovered.\n");
+    let what = match records {
+        [one] => clean(&one.summary, 200),
+        many => format!("{} conditions resolved", many.len()),
+    };
+    let mut attributes = BTreeMap::new();
+    attributes.insert("severity", AttributeValue::String(Severity::Info.as_str().into()));
+    attributes.insert("notice", AttributeValue::String("recovered".into()));
+    attributes.insert("tier", AttributeValue::String(tier.to_string()));
+    attributes.insert("region", AttributeValue::String(region.into()));
+    attributes.insert("environment", AttributeValue::String(environment.into()));
+    if let Some(account) = account {
+        attributes.insert("account", AttributeValue::String(account.into()));
+    }
+    let subject = fit_subject(&format!("[retirement-guard] RECOVERED: {what} ({region})"));
+    Notice { subject, body, severity: Severity::Info, attributes }
 }
 
 /// A notice for an event the guard recognised but could not read.
@@ -143,7 +201,8 @@ fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String
     let after = if after.is_empty() { String::new() } else { format!("; {}", after.join(", ")) };
     let dry = if input.dry_run { "DRY RUN " } else { "" };
     let region = format!(" ({})", input.region);
-    let head = format!("{dry}[retirement-guard] {}: {what}{after}", severity.as_str().to_uppercase());
+    let tier = if input.tier > 0 { format!(" tier {}", input.tier) } else { String::new() };
+    let head = format!("{dry}[retirement-guard] {}{tier}: {what}{after}", severity.as_str().to_uppercase());
     // Keep the region visible: cut the middle rather than the end.
     let room = SUBJECT_MAX.saturating_sub(region.chars().count());
     let head = fit_subject(&head);
@@ -338,6 +397,7 @@ fn body(input: &NoticeInput<'_>, severity: Severity) -> String {
     if input.dry_run {
         let _ = writeln!(out, "DRY RUN: nothing was changed; the steps below are what the guard would do.");
     }
+    section(&mut out, "ESCALATION", input.escalation);
     let found: Vec<String> = input.findings.iter().map(|f| describe(f, input.now)).collect();
     section(&mut out, "WHAT HAPPENED", &found);
     let done: Vec<String> = input.outcomes.iter().map(describe_outcome).collect();

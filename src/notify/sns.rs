@@ -6,17 +6,15 @@ use crate::config::TopicArn;
 use crate::error::AwsFailure;
 use aws_sdk_sns::types::MessageAttributeValue;
 
-/// Publishes to the configured topic with the client built once per cold start.
+/// Publishes with the client built once per cold start.
 #[derive(Clone, Debug)]
 pub struct SnsNotifier {
     pub sns: aws_sdk_sns::Client,
-    pub topic: TopicArn,
 }
 
 impl Notifier for SnsNotifier {
-    async fn publish(&self, notice: &Notice) -> Result<String, AwsFailure> {
-        let mut request =
-            self.sns.publish().topic_arn(self.topic.as_str()).subject(&notice.subject).message(&notice.body);
+    async fn publish(&self, topic: &TopicArn, notice: &Notice) -> Result<String, AwsFailure> {
+        let mut request = self.sns.publish().topic_arn(topic.as_str()).subject(&notice.subject).message(&notice.body);
         for (name, value) in &notice.attributes {
             let (data_type, text) = match value {
                 AttributeValue::String(s) => ("String", s.clone()),

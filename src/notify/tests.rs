@@ -19,6 +19,8 @@ fn input<'a>(findings: &'a [&'a Finding], outcomes: &'a [Outcome], remaining: &'
         environment: "production",
         trigger: "scheduled sweep",
         now: "2026-11-28T12:00:00Z".parse().unwrap(),
+        tier: 0,
+        escalation: &[],
     }
 }
 

@@ -8,13 +8,17 @@ writes one line to stderr and exits non-zero. The moto server itself is started
 and stopped by the caller.
 
 Subcommands:
-  seed [--group-name NAME]     build the retirement scenario
+  seed [--group-name NAME]     build the retirement scenario (plus three tier
+                               topics with queues and the state table)
   state                        EC2 instances and Auto Scaling groups right now
-  messages [--wait-seconds N]  drain the `notices` SQS queue (SNS envelopes)
+  messages [--wait-seconds N] [--queue NAME]
+                               drain an SQS queue (SNS envelopes): `notices`
+                               or a tier queue (chat, email, pager)
   health-event --instances i-a,i-b [--account A] [--region R]
                                print an AWS Health retirement event (current schema)
   record-start                 reset and start moto's request recorder
   record-writes                list the AWS actions recorded since record-start
+  repair [--group NAME]        start the group's stopped members, resume its processes
   reset                        wipe all moto state (POST /moto-api/reset)
 """
 
@@ -34,6 +38,9 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 TOPIC_NAME = "retirement-guard-notices"
 QUEUE_NAME = "notices"
+# Escalation tiers of the e2e tests: topic rg-NAME delivers to queue NAME.
+TIER_QUEUES = ("chat", "email", "pager")
+STATE_TABLE = "retirement-guard-state"
 WEB_GROUP = "web"
 STANDALONE_NAME = "batch-worker"
 LAUNCH_TEMPLATE = "retirement-guard-scenario"
@@ -238,8 +245,30 @@ def cmd_seed(args):
     ec2.stop_instances(InstanceIds=[standalone])
     wait_state(ec2, [standalone], "stopped")
 
-    topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
-    queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
+    topic_arn, queue_url = topic_with_queue(sns, sqs, TOPIC_NAME, QUEUE_NAME)
+    tiers = {name: topic_with_queue(sns, sqs, f"rg-{name}", name)[0] for name in TIER_QUEUES}
+    client(ep, "dynamodb").create_table(
+        TableName=STATE_TABLE,
+        KeySchema=[{"AttributeName": "condition", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "condition", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    return {
+        "topic_arn": topic_arn,
+        "queue_url": queue_url,
+        "tier_topics": tiers,
+        "state_table": STATE_TABLE,
+        "groups": {group: data_ids, WEB_GROUP: web_ids},
+        "stopped": stopped,
+        "standalone": standalone,
+    }
+
+
+def topic_with_queue(sns, sqs, topic_name, queue_name):
+    """An SNS topic with an SQS queue subscribed (SNS envelope, not raw delivery)."""
+    topic_arn = sns.create_topic(Name=topic_name)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
@@ -258,14 +287,7 @@ def cmd_seed(args):
     }
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-
-    return {
-        "topic_arn": topic_arn,
-        "queue_url": queue_url,
-        "groups": {group: data_ids, WEB_GROUP: web_ids},
-        "stopped": stopped,
-        "standalone": standalone,
-    }
+    return topic_arn, queue_url
 
 
 # ---------------------------------------------------------------- state
@@ -323,9 +345,9 @@ def cmd_messages(args):
     sqs = client(args.endpoint, "sqs")
     wait = max(0, min(int(args.wait_seconds), 20))
     try:
-        queue_url = sqs.get_queue_url(QueueName=QUEUE_NAME)["QueueUrl"]
+        queue_url = sqs.get_queue_url(QueueName=args.queue)["QueueUrl"]
     except Exception as e:  # noqa: BLE001
-        raise ScenarioError(f"queue {QUEUE_NAME!r} not found (run seed first): {e}") from e
+        raise ScenarioError(f"queue {args.queue!r} not found (run seed first): {e}") from e
     out = []
     deadline = time.monotonic() + 60 + wait
     for _ in range(200):
@@ -479,6 +501,25 @@ def cmd_record_writes(args):
     return {"actions": actions, "writes": writes, "calls": calls}
 
 
+def cmd_repair(args):
+    """What an operator would do by hand: start the group's stopped members, resume everything."""
+    ec2, asg = client(args.endpoint, "ec2"), client(args.endpoint, "autoscaling")
+    groups = all_groups(asg, [args.group])
+    if not groups:
+        raise ScenarioError(f"group {args.group!r} not found")
+    members = [i["InstanceId"] for i in groups[0].get("Instances", [])]
+    stopped = [
+        inst["InstanceId"]
+        for inst in all_instances(ec2)
+        if inst["InstanceId"] in members and inst["State"]["Name"] == "stopped"
+    ]
+    if stopped:
+        ec2.start_instances(InstanceIds=stopped)
+        wait_state(ec2, stopped, "running")
+    asg.resume_processes(AutoScalingGroupName=args.group)
+    return {"started": sorted(stopped), "resumed": args.group}
+
+
 def cmd_reset(args):
     moto_api(args.endpoint, "/moto-api/reset")
     return {"reset": True}
@@ -508,6 +549,7 @@ def build_parser():
 
     s = sub.add_parser("messages", help="drain the notices queue")
     s.add_argument("--wait-seconds", type=int, default=2, help="long-poll per receive (0-20)")
+    s.add_argument("--queue", default=QUEUE_NAME, help=f"queue to drain ({QUEUE_NAME} or a tier: chat, email, pager)")
     s.set_defaults(func=cmd_messages)
 
     s = sub.add_parser("health-event", help="print an AWS Health retirement event")
@@ -526,6 +568,10 @@ def build_parser():
         help="also count requests made by this script (left out by default)",
     )
     s.set_defaults(func=cmd_record_writes)
+
+    s = sub.add_parser("repair", help="start a group's stopped members and resume its processes")
+    s.add_argument("--group", default="es-data")
+    s.set_defaults(func=cmd_repair)
 
     s = sub.add_parser("reset", help="wipe all moto state")
     s.set_defaults(func=cmd_reset)

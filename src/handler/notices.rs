@@ -1,0 +1,242 @@
+//! The notification phase of an invocation: open conditions → escalation
+//! decisions → claims in the state store → one notice per tier topic with
+//! something due (tier 0 also carries what the guard did) → resolution notices for
+//! conditions that are gone. A claim is made before its notice is published and
+//! released again if the publish fails, so a Lambda retry notifies it again.
+
+use super::Guard;
+use crate::actions::{Actuator, Outcome};
+use crate::domain::Snapshot;
+use crate::error::HandlerError;
+use crate::escalation::{self, Condition, ConditionKind, Record, key_of};
+use crate::findings::Finding;
+use crate::inventory::Inventory;
+use crate::notify::{self, Notice, NoticeInput, Notifier};
+use crate::policy::Skip;
+use crate::report::{ConditionReport, NotificationReport, Report};
+use crate::state::{Loaded, StateStore};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the notification phase needs from the rest of the invocation.
+pub(super) struct Observed<'a> {
+    pub visible: &'a [&'a Finding],
+    pub remaining: &'a [&'a Finding],
+    pub outcomes: &'a [Outcome],
+    pub pending: &'a [Skip],
+    /// The last snapshot, to know which stored conditions this invocation could see.
+    pub snapshot: &'a Snapshot,
+    pub sweep: bool,
+    pub dry_run: bool,
+    pub account: Option<&'a str>,
+    pub trigger: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// Keys of every condition this snapshot could show (for a targeted invocation).
+fn keys_in_view(snapshot: &Snapshot) -> Vec<String> {
+    let groups = snapshot
+        .groups
+        .keys()
+        .flat_map(|g| [ConditionKind::StrandedGroup, ConditionKind::SuspendedGroup].map(|k| key_of(k, g.as_str())));
+    let instances = snapshot.instances.keys().chain(&snapshot.gone_instances).flat_map(|i| {
+        [ConditionKind::StoppedStandalone, ConditionKind::Retirement, ConditionKind::Unrecoverable]
+            .map(|k| key_of(k, i.as_str()))
+    });
+    groups.chain(instances).collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
+    pub(super) async fn send_notices(&self, seen: &Observed<'_>, report: &mut Report) -> Result<(), HandlerError> {
+        let esc = &self.config.escalation;
+        let open = escalation::conditions(seen.remaining);
+        let initial = escalation::conditions(seen.visible);
+        let view = (!seen.sweep).then(|| keys_in_view(seen.snapshot));
+        let loaded = match self.state.load(view.as_deref()).await {
+            Ok(l) => l,
+            Err(e) => {
+                // Never silent: without state, notify what is due as if first seen.
+                tracing::error!(error = %e, "state store unreadable: notices are not deduplicated");
+                report.deduplicated = false;
+                Loaded::default()
+            }
+        };
+        for key in &loaded.corrupt {
+            if let Err(e) = self.state.discard(key).await {
+                tracing::warn!(key = %key, error = %e, "could not discard an unreadable state record");
+            }
+        }
+
+        // Claim what is due, condition by condition.
+        let mut due: BTreeMap<usize, Vec<(&Condition, String)>> = BTreeMap::new();
+        let mut claims: Vec<(Record, Option<Record>)> = Vec::new();
+        for c in &open {
+            let previous = loaded.records.get(&c.key);
+            let d = escalation::decide(c, previous, esc, seen.now);
+            let mut entry = ConditionReport {
+                key: c.key.clone(),
+                summary: c.summary(),
+                first_seen: d.first_seen,
+                age_seconds: d.age.num_seconds(),
+                notified_tiers: vec![],
+                quiet: None,
+            };
+            if d.tiers.is_empty() {
+                let last = previous.map(|p| format!(" (tier {} at {})", p.tier, p.last_notified)).unwrap_or_default();
+                entry.quiet = Some(format!("already notified{last}; nothing new is due"));
+                report.conditions.push(entry);
+                continue;
+            }
+            let mut topics: Vec<String> = previous.map(|p| p.topics.clone()).unwrap_or_default();
+            for t in &d.tiers {
+                let topic = esc.tiers[*t].topic.as_str().to_owned();
+                if !topics.contains(&topic) {
+                    topics.push(topic);
+                }
+            }
+            let record = Record {
+                key: c.key.clone(),
+                first_seen: d.first_seen,
+                tier: d.tiers.iter().copied().max().unwrap_or(0),
+                last_notified: seen.now,
+                topics,
+                summary: c.summary(),
+            };
+            let won = if report.deduplicated {
+                self.state.claim(&record, previous).await.unwrap_or_else(|e| {
+                    tracing::error!(key = %c.key, error = %e, "state claim failed: notifying anyway");
+                    true
+                })
+            } else {
+                true
+            };
+            if !won {
+                entry.quiet = Some("another invocation notified it first".into());
+                report.conditions.push(entry);
+                continue;
+            }
+            claims.push((record, previous.cloned()));
+            let age = d.age.num_minutes();
+            for t in &d.tiers {
+                let why = if d.repeat { "repeated at the last tier" } else { "due" };
+                let line = format!(
+                    "{}: open {}h{:02}m since {} -> tier {} of {} ({why})",
+                    c.summary(),
+                    age / 60,
+                    age % 60,
+                    d.first_seen.format("%Y-%m-%d %H:%M UTC"),
+                    t,
+                    esc.tiers.len() - 1,
+                );
+                due.entry(*t).or_default().push((c, line));
+            }
+            entry.notified_tiers = d.tiers.clone();
+            report.conditions.push(entry);
+        }
+
+        // Conditions found and repaired within this invocation, never notified before.
+        let open_keys: BTreeSet<&str> = open.iter().map(|c| c.key.as_str()).collect();
+        let fixed: Vec<&Condition> = initial
+            .iter()
+            .filter(|c| !open_keys.contains(c.key.as_str()) && !loaded.records.contains_key(&c.key))
+            .collect();
+        if !seen.outcomes.is_empty() || !fixed.is_empty() {
+            due.entry(0).or_default();
+        }
+
+        for (tier, items) in &due {
+            let mut findings: Vec<&Finding> = items.iter().flat_map(|(c, _)| &c.findings).collect();
+            let lines: Vec<String> = items.iter().map(|(_, l)| l.clone()).collect();
+            let outcomes: &[Outcome] = if *tier == 0 { seen.outcomes } else { &[] };
+            if *tier == 0 {
+                findings.extend(fixed.iter().flat_map(|c| &c.findings));
+            }
+            let notice = notify::render(&NoticeInput {
+                findings: &findings,
+                outcomes,
+                pending: seen.pending,
+                remaining: seen.remaining,
+                dry_run: seen.dry_run,
+                region: &self.region,
+                account: seen.account,
+                environment: &self.config.environment,
+                trigger: seen.trigger,
+                now: seen.now,
+                tier: *tier,
+                escalation: &lines,
+            });
+            let topic = &esc.tiers[*tier].topic;
+            match self.publish(topic, &notice, "problem", *tier).await {
+                Ok(sent) => report.notifications.push(sent),
+                Err(e) => {
+                    for (claimed, previous) in &claims {
+                        if let Err(err) = self.state.release(claimed, previous.as_ref()).await {
+                            tracing::error!(key = %claimed.key, error = %err, "could not release a claim");
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+
+        // Conditions seen before that are gone: one resolution notice per topic notified.
+        let mut recovered: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+        for (key, record) in &loaded.records {
+            if open_keys.contains(key.as_str()) || !report.deduplicated {
+                continue;
+            }
+            match self.state.resolve(record).await {
+                Ok(true) => {
+                    report.resolved.push(key.clone());
+                    for topic in &record.topics {
+                        recovered.entry(topic.as_str()).or_default().push(record);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(key = %key, error = %e, "could not clear a resolved condition"),
+            }
+        }
+        for (topic, records) in recovered {
+            let Some(arn) = crate::config::TopicArn::parse(topic) else { continue };
+            let tier = esc.tiers.iter().position(|t| t.topic.as_str() == topic).unwrap_or(0);
+            let notice = notify::render_recovered(
+                &records,
+                tier,
+                &self.region,
+                seen.account,
+                &self.config.environment,
+                seen.now,
+            );
+            match self.publish(&arn, &notice, "recovered", tier).await {
+                Ok(sent) => report.notifications.push(sent),
+                Err(e) => {
+                    // Put the records back so that the retry announces the recovery again.
+                    for r in &records {
+                        let _ = self.state.claim(r, None).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn publish(
+        &self,
+        topic: &crate::config::TopicArn,
+        notice: &Notice,
+        kind: &'static str,
+        tier: usize,
+    ) -> Result<NotificationReport, HandlerError> {
+        let message_id = self.notifier.publish(topic, notice).await.map_err(HandlerError::Notify)?;
+        tracing::info!(%message_id, topic = %topic.as_str(), tier, subject = %notice.subject, "notice published");
+        Ok(NotificationReport {
+            topic: topic.as_str().to_owned(),
+            notice: kind,
+            tier,
+            subject: notice.subject.clone(),
+            severity: notice.severity,
+            message_id,
+        })
+    }
+}
