@@ -348,3 +348,35 @@ async fn what_the_guard_repairs_in_one_invocation_is_notified_once_at_tier_0() {
     g.handle(&sweep(), at(60)).await.unwrap();
     assert_eq!(topics_sent(&g).len(), 1, "nothing open, nothing more to say");
 }
+
+#[tokio::test]
+async fn sweep_announces_retirements_from_instance_status_events_without_a_health_event() {
+    let mut s = story();
+    for i in s.instances.values_mut() {
+        i.state = InstanceState::Running;
+    }
+    s.groups.values_mut().next().unwrap().suspended.clear();
+    let inst = s.instances.get_mut(&id(4)).unwrap();
+    inst.root_device = crate::domain::RootDevice::InstanceStore;
+    inst.scheduled_events = vec![
+        crate::domain::ScheduledEvent {
+            code: "instance-retirement".into(),
+            description: "The instance is running on degraded hardware".into(),
+            not_before: Some("2026-12-05T09:00:00Z".parse().unwrap()),
+        },
+        crate::domain::ScheduledEvent {
+            code: "system-reboot".into(),
+            description: "[Completed] Scheduled reboot".into(),
+            not_before: None,
+        },
+    ];
+    let g = guard(s, &[]);
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind()).collect();
+    assert_eq!(kinds, ["RetirementScheduled"]);
+    let n = &sent(&g)[0];
+    assert!(n.subject.contains("1 retirement scheduled in es-data"), "{}", n.subject);
+    for needle in ["instance-retirement scheduled for 2026-12-05 09:00 UTC", "InstanceStore", "AWS will terminate it"] {
+        assert!(n.body.contains(needle), "{needle} missing from {}", n.body);
+    }
+}
