@@ -72,7 +72,12 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         let mut claims: Vec<(Record, Option<Record>)> = Vec::new();
         for c in &open {
             let previous = loaded.records.get(&c.key);
-            let d = escalation::decide(c, previous, esc, seen.now);
+            let mut d = escalation::decide(c, previous, esc, seen.now);
+            if !report.deduplicated {
+                // Without state every sweep would look like a first sight: stay at tier 0
+                // (visible, not paging every few minutes) until the store is back.
+                d.tiers.truncate(1);
+            }
             let mut entry = ConditionReport {
                 key: c.key.clone(),
                 summary: c.summary(),
@@ -118,7 +123,11 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             claims.push((record, previous.cloned()));
             let age = d.age.num_minutes();
             for t in &d.tiers {
-                let why = if d.repeat { "repeated at the last tier" } else { "due" };
+                let why = match (d.repeat, report.deduplicated) {
+                    (_, false) => "state store unavailable: tier 0 only, without deduplication",
+                    (true, _) => "repeated at the last tier",
+                    _ => "due",
+                };
                 let line = format!(
                     "{}: open {}h{:02}m since {} -> tier {} of {} ({why})",
                     c.summary(),

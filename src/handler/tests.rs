@@ -380,3 +380,16 @@ async fn sweep_announces_retirements_from_instance_status_events_without_a_healt
         assert!(n.body.contains(needle), "{needle} missing from {}", n.body);
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_state_store_still_notifies_but_only_at_tier_0() {
+    let mut g = guard(story(), &[("ESCALATION_TIERS", &format!("0={CHAT},30m={EMAIL},2h={PAGER}"))]);
+    g.state.unreadable = true;
+    // The story's instances stopped days before `now`: every tier is due by age.
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    assert!(!report.deduplicated);
+    let sent = topics_sent(&g);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "chat");
+    assert!(g.notifier.sent.lock().unwrap()[0].1.body.contains("state store unavailable"));
+}

@@ -11,10 +11,20 @@ use std::sync::{Arc, Mutex};
 pub struct MemoryStateStore {
     pub records: Arc<Mutex<BTreeMap<String, Record>>>,
     pub corrupt: Arc<Mutex<Vec<String>>>,
+    /// When set, every load fails (the table is unreadable).
+    pub unreadable: bool,
 }
 
 impl StateStore for MemoryStateStore {
     async fn load(&self, keys: Option<&[String]>) -> Result<Loaded, AwsFailure> {
+        if self.unreadable {
+            return Err(AwsFailure {
+                operation: "Scan",
+                kind: crate::error::FailureKind::Denied,
+                code: Some("AccessDeniedException".into()),
+                message: "not allowed".into(),
+            });
+        }
         let records = self.records.lock().unwrap();
         let corrupt = self.corrupt.lock().unwrap();
         let wanted = |k: &String| keys.is_none_or(|keys| keys.contains(k));

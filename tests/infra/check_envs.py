@@ -9,7 +9,12 @@
 - alarm actions go to a topic that depends on nothing of the function;
 - every variable src/config.rs reads is set on the function, and nothing else;
 - the function Timeout leaves room after the longest allowed WaitSeconds;
-- the heartbeat alarm watches the namespace, metric and dimension src/metrics.rs emits.
+- the heartbeat alarm watches the namespace, metric and dimension src/metrics.rs emits;
+- ESCALATION_TIERS and ESCALATION_REPEAT, with each file's values, are what
+  src/escalation.rs accepts (first tier 0, delays strictly ascending, repeat at least 1m),
+  tier 0 is NOTIFY_TOPIC_ARN, every tier is its own encrypted topic of the stack, and no
+  tier topic is an alarm topic;
+- STATE_TABLE names a table of the stack whose TTL attribute is expires_at.
 """
 
 from __future__ import annotations
@@ -54,6 +59,104 @@ def depends_on(template: dict, start: str) -> set[str]:
     return seen
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> int | None:
+    """Seconds of `0`, `90s`, `30m`, `2h`, `1d`, as src/escalation.rs parse_duration reads them."""
+    text = text.strip()
+    if text == "0":
+        return 0
+    m = re.fullmatch(r"([0-9]+)([smhd])", text)
+    if not m or int(m.group(1)) > 100_000:
+        return None
+    return int(m.group(1)) * UNITS[m.group(2)]
+
+
+def escalation_problems(template: dict, params: dict, env: str) -> list[str]:
+    """The tiers and repeat the function gets with these parameter values."""
+    resources = template["Resources"]
+    variables = resources["Function"]["Properties"]["Environment"]["Variables"]
+    tiers = variables.get("ESCALATION_TIERS")
+    if not (isinstance(tiers, dict) and isinstance(tiers.get("Fn::Sub"), str)):
+        return ["ESCALATION_TIERS must be a !Sub string of AFTER=${Topic} pairs"]
+    problems = []
+
+    def sub(m):
+        name = m.group(1)
+        if name in params:
+            return str(params[name])
+        if resources.get(name, {}).get("Type") == "AWS::SNS::Topic":
+            return f"<topic:{name}>"
+        problems.append(f"ESCALATION_TIERS refers to {name}, neither a parameter nor a topic")
+        return "?"
+
+    text = re.sub(r"\$\{([^}]+)\}", sub, tiers["Fn::Sub"])
+    parsed = []
+    for i, part in enumerate(p.strip() for p in text.split(",") if p.strip()):
+        after, sep, topic = part.partition("=")
+        seconds = duration(after)
+        if not sep or seconds is None:
+            problems.append(f"{env}: tier {part!r} is not AFTER=TOPIC with AFTER like 0, 90s, 30m, 2h, 1d")
+            continue
+        m = re.fullmatch(r"<topic:(.+)>", topic.strip())
+        if not m:
+            problems.append(f"{env}: tier {i} topic {topic!r} is not a topic of this stack")
+            continue
+        parsed.append((seconds, m.group(1)))
+    if not parsed:
+        return problems + [f"{env}: ESCALATION_TIERS has no tier"]
+    if parsed[0][0] != 0:
+        problems.append(f"{env}: the first tier must be 0 (notify at once)")
+    for (a, _), (b, _) in zip(parsed, parsed[1:]):
+        if b <= a:
+            problems.append(f"{env}: tier delays must be strictly ascending: {text}")
+    names = [topic for _, topic in parsed]
+    if len(set(names)) != len(names):
+        problems.append(f"{env}: a topic is used by more than one tier: {names}")
+    if variables.get("NOTIFY_TOPIC_ARN") != {"Ref": names[0]}:
+        problems.append(f"tier 0 is {names[0]}, not the NOTIFY_TOPIC_ARN topic")
+    alarm_topics = {a.get("Ref") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+                    for a in r["Properties"].get("AlarmActions", []) if isinstance(a, dict)}
+    for name in names:
+        if name in alarm_topics:
+            problems.append(f"tier topic {name} is also an alarm topic: notices and alarms must stay apart")
+        if not resources[name].get("Properties", {}).get("KmsMasterKeyId"):
+            problems.append(f"tier topic {name} is not encrypted (KmsMasterKeyId)")
+    repeat = variables.get("ESCALATION_REPEAT")
+    if isinstance(repeat, dict) and set(repeat) == {"Ref"}:
+        value = str(params.get(repeat["Ref"], repeat["Ref"]) or "").strip()
+        if value and (duration(value) is None or duration(value) < 60):
+            problems.append(f"{env}: ESCALATION_REPEAT {value!r} is not a delay of at least 1m")
+    elif repeat is not None:
+        problems.append("ESCALATION_REPEAT must be a !Ref to a parameter")
+    return problems
+
+
+def state_table_problems(template: dict) -> list[str]:
+    resources = template["Resources"]
+    ref = resources["Function"]["Properties"]["Environment"]["Variables"].get("STATE_TABLE")
+    name = ref.get("Ref") if isinstance(ref, dict) else None
+    table = resources.get(name or "", {})
+    if table.get("Type") != "AWS::DynamoDB::Table":
+        return ["STATE_TABLE must be !Ref to a DynamoDB table of this stack"]
+    props = table.get("Properties", {})
+    problems = []
+    if "Condition" in table:
+        problems.append(f"{name} has a Condition: the state table must exist in every environment")
+    if "TableName" in props:
+        problems.append(f"{name}: leave TableName to CloudFormation (a replacement must not collide)")
+    if props.get("KeySchema") != [{"AttributeName": "condition", "KeyType": "HASH"}]:
+        problems.append(f"{name}: the key must be `condition` (HASH) only, as src/state/dynamo.rs writes it")
+    ttl = props.get("TimeToLiveSpecification", {})
+    if ttl.get("AttributeName") != "expires_at" or str(ttl.get("Enabled")).lower() != "true":
+        problems.append(f"{name}: TTL must be enabled on expires_at")
+    code = (ROOT / "src" / "state" / "dynamo.rs").read_text().split("#[cfg(test)]")[0]
+    if '"expires_at"' not in code or '"condition"' not in code:
+        problems.append("src/state/dynamo.rs no longer writes condition/expires_at, which the table's key and TTL use")
+    return problems
+
+
 def config_variables() -> set[str]:
     text = (ROOT / "src" / "config.rs").read_text()
     text = text.split("#[cfg(test)]")[0]
@@ -71,6 +174,9 @@ def main() -> int:
             problems.append(f"{k} is in only one of {first}.json and {env}.json")
     for env, v in values.items():
         problems += validate_parameters(template, v, f"{env}.json")
+        problems += escalation_problems(template, parameter_values(template, v), env)
+    problems += escalation_problems(template, parameter_values(template), "defaults")
+    problems += state_table_problems(template)
 
     shapes = {}
     for env, v in values.items():
@@ -167,7 +273,12 @@ def main() -> int:
         for p in problems:
             print(f"FAIL {p}")
         return 1
-    print(f"envs: same keys, same {len(r0)} resources and {len(a0)} alarms; {len(wanted)} config variables all set")
+    for env, v in values.items():
+        params = parameter_values(template, v)
+        repeat = params.get("EscalationRepeat") or "none"
+        print(f"{env:<12} escalation: 0, {params.get('EmailAfter')}, {params.get('PagerAfter')}; repeat {repeat}")
+    print(f"envs: same keys, same {len(r0)} resources and {len(a0)} alarms; {len(wanted)} config variables all set;"
+          " escalation tiers valid")
     return 0
 
 

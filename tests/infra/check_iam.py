@@ -2,11 +2,14 @@
 code makes: nothing missing, nothing extra, for each value of the Policy parameter.
 
 The calls are read from the Rust source itself: every `self.<client>.<operation>(`
-with client ec2, autoscaling or sns in src/**/*.rs, outside test code (files named
-tests.rs, `#[cfg(test)]` items, comments). `describe_instances` -> ec2:DescribeInstances.
+with client ec2, autoscaling, sns or dynamodb in src/**/*.rs, outside test code (files
+named tests.rs, `#[cfg(test)]` items, comments), whitespace and line breaks allowed
+around the dots (rustfmt splits long chains: `self\n    .dynamodb\n    .put_item()`).
+`describe_instances` -> ec2:DescribeInstances.
 
 Which calls each Policy needs:
-  notify  : the reads (src/inventory) and sns:Publish (src/notify) - no writes at all
+  notify  : the reads (src/inventory), sns:Publish (src/notify) and the notice state
+            (src/state/dynamo.rs: GetItem, Scan, PutItem, DeleteItem) - no repairs
   restart : + the calls made by AwsActuator::start (src/actions/aws.rs)
   recover : + every call in src/actions/aws.rs
 (src/policy.rs plans only starts below recover; a new actuator method must be placed
@@ -17,6 +20,8 @@ function's behalf: logs:CreateLogStream/PutLogEvents on the stack's log group an
 sqs:SendMessage on the stack's dead-letter queue. Write actions must be scoped to
 this account's resources; tag writes must be limited (aws:TagKeys) to tag keys that
 appear in the code; with OptInTag set, starts and group repairs need the tag.
+sns:Publish must name exactly the topics the function is given (NOTIFY_TOPIC_ARN and
+the tiers of ESCALATION_TIERS), and dynamodb actions exactly the STATE_TABLE table.
 """
 
 from __future__ import annotations
@@ -31,8 +36,16 @@ from cfn import (  # noqa: E402
 )
 
 SRC = ROOT / "src"
-CLIENTS = {"ec2": "ec2", "autoscaling": "autoscaling", "sns": "sns"}
-CALL = re.compile(r"self\s*\.\s*(ec2|autoscaling|sns)\s*\.\s*([a-z][a-z0-9_]*)\s*\(")
+# Field name of the SDK client on `self` -> IAM service prefix.
+CLIENTS = {"ec2": "ec2", "autoscaling": "autoscaling", "sns": "sns", "dynamodb": "dynamodb"}
+CALL = re.compile(r"\bself\s*\.\s*(" + "|".join(CLIENTS) + r")\s*\.\s*([a-z][a-z0-9_]*)\s*\(")
+# The derivation must see calls however rustfmt lays them out.
+_SELF_TEST = {
+    "self.ec2.describe_instances()": ("ec2", "describe_instances"),
+    "let r = self\n            .dynamodb\n            .put_item()\n            .table_name(t)": ("dynamodb", "put_item"),
+    "self.dynamodb\n            .delete_item()": ("dynamodb", "delete_item"),
+    "self .sns\n\t. publish ()": ("sns", "publish"),
+}
 # Methods of the write port (src/actions/aws.rs) -> the lowest Policy that may call them.
 WRITE_MODE = {
     "start": "restart",
@@ -96,7 +109,7 @@ def code_calls() -> tuple[dict[str, set[str]], dict[str, str]]:
     for path in source_files():
         code = strip_test_code(path.read_text())
         rel = str(path.relative_to(ROOT))
-        other = set(re.findall(r"aws_sdk_([a-z0-9]+)::", code)) - {"ec2", "autoscaling", "sns"}
+        other = set(re.findall(r"aws_sdk_([a-z0-9]+)::", code)) - set(CLIENTS)
         if other:
             raise CheckFailed(f"{rel} uses SDK crates {sorted(other)}: extend CLIENTS in check_iam.py")
         for m in CALL.finditer(code):
@@ -115,7 +128,19 @@ def code_calls() -> tuple[dict[str, set[str]], dict[str, str]]:
                     write_mode[op] = mode
     if not calls:
         raise CheckFailed("found no SDK calls in src/: has the calling style changed?")
+    all_code = "".join(strip_test_code(p.read_text()) for p in source_files())
+    for client in sorted(set(re.findall(r"aws_sdk_([a-z0-9]+)::", all_code)) & set(CLIENTS)):
+        if not any(a.startswith(CLIENTS[client] + ":") for a in calls):
+            raise CheckFailed(f"src/ uses aws_sdk_{client} but no `self.{client}.<op>(` call was found: "
+                              "has the calling style changed?")
     return calls, write_mode
+
+
+def self_test() -> None:
+    for text, want in _SELF_TEST.items():
+        got = [m.groups() for m in CALL.finditer(text)]
+        if got != [want]:
+            raise CheckFailed(f"call regex: {text!r} gave {got}, expected [{want}]")
 
 
 def written_tag_keys() -> set[str]:
@@ -178,9 +203,41 @@ def granted(template: dict, overrides: dict[str, str]) -> tuple[dict[str, list[d
     return by_action, resources
 
 
+def function_targets(resources: dict) -> tuple[set[str], set[str]]:
+    """Topics the function publishes to (NOTIFY_TOPIC_ARN, ESCALATION_TIERS) and its state
+    table (STATE_TABLE), as resource names of this template."""
+    fn = next(r for r in resources.values() if r["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function"))
+    env = fn["Properties"].get("Environment", {}).get("Variables", {})
+    topics = refs_of(env.get("NOTIFY_TOPIC_ARN")) | refs_of(env.get("ESCALATION_TIERS"))
+    topics = {t for t in topics if resources.get(t, {}).get("Type") == "AWS::SNS::Topic"}
+    tables = {t for t in refs_of(env.get("STATE_TABLE")) if resources.get(t, {}).get("Type") == "AWS::DynamoDB::Table"}
+    return topics, tables
+
+
+def check_scope(label: str, by_action: dict, resources: dict, problems: list[str]) -> None:
+    """sns:Publish on exactly the function's topics; dynamodb:* on exactly its state table."""
+    topics, tables = function_targets(resources)
+    for action, stmts in sorted(by_action.items()):
+        if action == "sns:Publish":
+            got = [r for s in stmts for r in as_list(s["Resource"])]
+            names = {r["Ref"] for r in got if isinstance(r, dict) and set(r) == {"Ref"}}
+            if len(names) != len(got) or names != topics:
+                problems.append(f"{label}: sns:Publish on {got}: must be exactly the function's topics {sorted(topics)}")
+        elif action.startswith("dynamodb:"):
+            if len(tables) != 1:
+                problems.append(f"{label}: {action} is granted but STATE_TABLE is not a table of this stack")
+                continue
+            (table,) = tables
+            for s in stmts:
+                for r in as_list(s["Resource"]):
+                    if r not in ({"Fn::GetAtt": [table, "Arn"]}, {"Fn::GetAtt": f"{table}.Arn"}):
+                        problems.append(f"{label}: {action} on {r!r}: must be exactly !GetAtt {table}.Arn")
+
+
 def check_branch(template: dict, mode: str, opt_in: str, calls, write_mode, problems: list[str]) -> set[str]:
     label = f"Policy={mode}" + (f", OptInTag={opt_in}" if opt_in else "")
     by_action, resources = granted(template, {"Policy": mode, "OptInTag": opt_in})
+    check_scope(label, by_action, resources, problems)
     writes = set(write_mode)
     expected = {a for a in calls if a not in writes}
     expected |= {a for a, m in write_mode.items() if MODES.index(m) <= MODES.index(mode)}
@@ -221,10 +278,11 @@ def main() -> int:
     allowed_opt_in = [v for v in template["Parameters"]["OptInTag"].get("AllowedValues", []) if v]
     if allowed_opt_in != [OPT_IN_KEY]:
         raise CheckFailed(f"OptInTag must allow exactly '' and {OPT_IN_KEY!r} (the key is fixed in the IAM conditions)")
+    self_test()
     calls, write_mode = code_calls()
-    print("calls found in src/ (outside tests):")
+    print(f"calls found in src/ (outside tests): {len(calls)}")
     for action in sorted(calls):
-        kind = f"write, Policy>={write_mode[action]}" if action in write_mode else "read/notify"
+        kind = f"write, Policy>={write_mode[action]}" if action in write_mode else "every Policy"
         print(f"  {action:<40} {kind:<24} {', '.join(sorted(calls[action]))}")
     problems: list[str] = []
     print("granted to the function role:")
@@ -239,7 +297,8 @@ def main() -> int:
         for p in problems:
             print(f"FAIL {p}")
         return 1
-    print("iam: granted == called, for notify, restart and recover, with and without OptInTag")
+    print("iam: granted == called, for notify, restart and recover, with and without OptInTag;"
+          " sns:Publish on the tier topics only, dynamodb on the state table only")
     return 0
 
 
