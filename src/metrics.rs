@@ -3,6 +3,7 @@
 //! dimension `Environment`; `Heartbeat` is 1 on every completed sweep, which the
 //! template's heartbeat alarm watches (missing data = breaching).
 
+use crate::actions::Status;
 use crate::intake::Scope;
 use crate::report::Report;
 use chrono::{DateTime, Utc};
@@ -18,6 +19,8 @@ pub fn emf_line(report: Option<&Report>, environment: &str, now: DateTime<Utc>) 
         ("Findings", count(&|r| r.findings.len())),
         ("ActionsDone", count(&|r| r.outcomes.iter().filter(|o| o.is_done()).count())),
         ("ActionsFailed", count(&|r| r.outcomes.iter().filter(|o| o.is_failed()).count())),
+        ("ActionsDryRun", count(&|r| r.outcomes.iter().filter(|o| o.status == Status::DryRun).count())),
+        ("ActionsGone", count(&|r| r.outcomes.iter().filter(|o| matches!(o.status, Status::Gone { .. })).count())),
         ("NoticesSent", count(&|r| r.notifications.len())),
         ("Errors", usize::from(report.is_none())),
     ];
@@ -53,7 +56,7 @@ mod tests {
         assert_eq!(v["Errors"], 0);
         assert_eq!(v["Environment"], "prod");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "RetirementGuard");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 6);
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 8);
     }
 
     #[test]

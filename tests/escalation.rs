@@ -47,6 +47,7 @@ fn five_sweeps_at_simulated_times_give_one_notice_per_tier_and_one_resolution_ea
     let chat = subjects(&w.notices_in("chat"));
     let email = subjects(&w.notices_in("email"));
     let pager = subjects(&w.notices_in("pager"));
+    eprintln!("notices sent:\n  chat: {chat:#?}\n  email: {email:#?}\n  pager: {pager:#?}");
     assert_eq!((chat.len(), email.len(), pager.len()), (2, 2, 2), "{chat:#?}\n{email:#?}\n{pager:#?}");
     assert!(chat[0].contains("CRITICAL: 2 instances stranded in es-data"), "{}", chat[0]);
     assert!(email[0].contains("CRITICAL tier 1"), "{}", email[0]);
