@@ -68,12 +68,21 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         }
 
         // Claim what is due, condition by condition.
+        // Conditions found and repaired within this invocation and never notified are
+        // claimed at tier 0 like new ones, so that concurrent invocations report the repair
+        // once; their record stays until a later invocation sends the RECOVERED notice.
+        let open_keys: BTreeSet<&str> = open.iter().map(|c| c.key.as_str()).collect();
+        let fixed: Vec<&Condition> = initial
+            .iter()
+            .filter(|c| !open_keys.contains(c.key.as_str()) && !loaded.records.contains_key(&c.key))
+            .collect();
         let mut due: BTreeMap<usize, Vec<(&Condition, String)>> = BTreeMap::new();
         let mut claims: Vec<(Record, Option<Record>)> = Vec::new();
-        for c in &open {
+        for c in open.iter().chain(fixed.iter().copied()) {
+            let repaired = !open_keys.contains(c.key.as_str());
             let previous = loaded.records.get(&c.key);
             let mut d = escalation::decide(c, previous, esc, seen.now);
-            if !report.deduplicated {
+            if !report.deduplicated || repaired {
                 // Without state every sweep would look like a first sight: stay at tier 0
                 // (visible, not paging every few minutes) until the store is back.
                 d.tiers.truncate(1);
@@ -123,9 +132,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             claims.push((record, previous.cloned()));
             let age = d.age.num_minutes();
             for t in &d.tiers {
-                let why = match (d.repeat, report.deduplicated) {
-                    (_, false) => "state store unavailable: tier 0 only, without deduplication",
-                    (true, _) => "repeated at the last tier",
+                let why = match (repaired, d.repeat, report.deduplicated) {
+                    (true, _, _) => "repaired by the guard in this invocation",
+                    (_, _, false) => "state store unavailable: tier 0 only, without deduplication",
+                    (_, true, _) => "repeated at the last tier",
                     _ => "due",
                 };
                 let line = format!(
@@ -143,23 +153,40 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             report.conditions.push(entry);
         }
 
-        // Conditions found and repaired within this invocation, never notified before.
-        let open_keys: BTreeSet<&str> = open.iter().map(|c| c.key.as_str()).collect();
-        let fixed: Vec<&Condition> = initial
-            .iter()
-            .filter(|c| !open_keys.contains(c.key.as_str()) && !loaded.records.contains_key(&c.key))
-            .collect();
-        if !seen.outcomes.is_empty() || !fixed.is_empty() {
+        // Conditions seen before that are gone: one resolution notice per topic notified.
+        let mut recovered: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+        for (key, record) in &loaded.records {
+            if open_keys.contains(key.as_str()) || !report.deduplicated {
+                continue;
+            }
+            match self.state.resolve(record).await {
+                Ok(true) => {
+                    report.resolved.push(key.clone());
+                    for topic in &record.topics {
+                        recovered.entry(topic.as_str()).or_default().push(record);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(key = %key, error = %e, "could not clear a resolved condition"),
+            }
+        }
+        // What the guard did is reported by the invocation that won a claim or a resolution;
+        // a failed action is always reported.
+        let did_work = seen.outcomes.iter().any(|o| o.is_done()) && !report.resolved.is_empty();
+        if seen.outcomes.iter().any(|o| o.is_failed()) || did_work {
             due.entry(0).or_default();
         }
+        let restore = |records: Vec<Record>| async move {
+            for r in &records {
+                let _ = self.state.claim(r, None).await;
+            }
+        };
+        let resolved_records: Vec<Record> = recovered.values().flatten().map(|r| (*r).clone()).collect();
 
         for (tier, items) in &due {
-            let mut findings: Vec<&Finding> = items.iter().flat_map(|(c, _)| &c.findings).collect();
+            let findings: Vec<&Finding> = items.iter().flat_map(|(c, _)| &c.findings).collect();
             let lines: Vec<String> = items.iter().map(|(_, l)| l.clone()).collect();
             let outcomes: &[Outcome] = if *tier == 0 { seen.outcomes } else { &[] };
-            if *tier == 0 {
-                findings.extend(fixed.iter().flat_map(|c| &c.findings));
-            }
             let notice = notify::render(&NoticeInput {
                 findings: &findings,
                 outcomes,
@@ -183,28 +210,12 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                             tracing::error!(key = %claimed.key, error = %err, "could not release a claim");
                         }
                     }
+                    restore(resolved_records).await;
                     return Err(e);
                 }
             }
         }
 
-        // Conditions seen before that are gone: one resolution notice per topic notified.
-        let mut recovered: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
-        for (key, record) in &loaded.records {
-            if open_keys.contains(key.as_str()) || !report.deduplicated {
-                continue;
-            }
-            match self.state.resolve(record).await {
-                Ok(true) => {
-                    report.resolved.push(key.clone());
-                    for topic in &record.topics {
-                        recovered.entry(topic.as_str()).or_default().push(record);
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(key = %key, error = %e, "could not clear a resolved condition"),
-            }
-        }
         for (topic, records) in recovered {
             let Some(arn) = crate::config::TopicArn::parse(topic) else { continue };
             let tier = esc.tiers.iter().position(|t| t.topic.as_str() == topic).unwrap_or(0);
@@ -220,9 +231,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 Ok(sent) => report.notifications.push(sent),
                 Err(e) => {
                     // Put the records back so that the retry announces the recovery again.
-                    for r in &records {
-                        let _ = self.state.claim(r, None).await;
-                    }
+                    restore(records.iter().map(|r| (*r).clone()).collect()).await;
                     return Err(e);
                 }
             }

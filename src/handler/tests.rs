@@ -345,8 +345,28 @@ async fn what_the_guard_repairs_in_one_invocation_is_notified_once_at_tier_0() {
     let sent = topics_sent(&g);
     assert_eq!(sent.len(), 1);
     assert!(sent[0].1.contains("2 started, resumed"), "{}", sent[0].1);
-    g.handle(&sweep(), at(60)).await.unwrap();
-    assert_eq!(topics_sent(&g).len(), 1, "nothing open, nothing more to say");
+    let next = g.handle(&sweep(), at(60)).await.unwrap();
+    assert_eq!(next.resolved, ["stranded:es-data"]);
+    let sent = topics_sent(&g);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent[1].1.contains("RECOVERED"), "{}", sent[1].1);
+    g.handle(&sweep(), at(70)).await.unwrap();
+    assert_eq!(topics_sent(&g).len(), 2, "nothing open, nothing more to say");
+}
+
+#[tokio::test]
+async fn concurrent_repairs_are_reported_once() {
+    let tiers = format!("0={CHAT},30m={EMAIL}");
+    let g = guard(story(), &[("POLICY", "recover"), ("ESCALATION_TIERS", &tiers)]);
+    let event = sweep();
+    let reports = futures::future::join_all((0..4).map(|_| g.handle(&event, now()))).await;
+    assert!(reports.iter().all(Result::is_ok));
+    // However the four interleave: the repair is reported once, and recovered at most once.
+    let sent = topics_sent(&g);
+    let problems = sent.iter().filter(|(_, s)| s.contains("CRITICAL")).count();
+    let recovered = sent.iter().filter(|(_, s)| s.contains("RECOVERED")).count();
+    assert_eq!(problems, 1, "{sent:#?}");
+    assert!(recovered <= 1, "{sent:#?}");
 }
 
 #[tokio::test]
