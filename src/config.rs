@@ -120,6 +120,16 @@ pub struct Config {
     pub escalation: Escalation,
     /// DynamoDB table for deduplication and escalation state; unset: no memory.
     pub state_table: Option<String>,
+    /// SDK calls: attempts per call (standard retry mode), timeout per attempt and per call.
+    pub sdk: SdkSettings,
+}
+
+/// How hard the SDK tries before a call counts as failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SdkSettings {
+    pub max_attempts: u32,
+    pub attempt_timeout_seconds: u64,
+    pub operation_timeout_seconds: u64,
 }
 
 impl Config {
@@ -177,6 +187,17 @@ impl Config {
             ));
         }
         let poll_seconds = number("POLL_SECONDS", 10, 60)?.max(1);
+        let sdk = SdkSettings {
+            max_attempts: number("AWS_MAX_ATTEMPTS", 3, 10)?.max(1) as u32,
+            attempt_timeout_seconds: number("SDK_ATTEMPT_TIMEOUT_SECONDS", 10, 60)?.max(1),
+            operation_timeout_seconds: number("SDK_OPERATION_TIMEOUT_SECONDS", 30, 120)?.max(1),
+        };
+        if sdk.operation_timeout_seconds < sdk.attempt_timeout_seconds {
+            return Err(err(
+                "SDK_OPERATION_TIMEOUT_SECONDS",
+                "must not be shorter than SDK_ATTEMPT_TIMEOUT_SECONDS".into(),
+            ));
+        }
         let escalation = match get("ESCALATION_TIERS") {
             None if get("ESCALATION_REPEAT").is_some() => {
                 return Err(err("ESCALATION_REPEAT", "needs ESCALATION_TIERS".into()));
@@ -201,6 +222,7 @@ impl Config {
             environment: get("ENVIRONMENT").unwrap_or_else(|| "default".into()),
             escalation,
             state_table: get("STATE_TABLE"),
+            sdk,
         })
     }
 }

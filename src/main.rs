@@ -124,15 +124,23 @@ fn fail(message: &str, code: u8) -> ExitCode {
 }
 
 /// SDK clients, built once per cold start from the standard chain (region,
-/// credentials, AWS_ENDPOINT_URL*, AWS_MAX_ATTEMPTS/AWS_RETRY_MODE), with
-/// timeouts that keep a stuck call well inside the Lambda timeout.
+/// credentials, AWS_ENDPOINT_URL*), with the retries and timeouts of `config.sdk`
+/// that keep a stuck call well inside the Lambda timeout.
 async fn build(config: Config) -> AwsGuard {
+    let s = config.sdk;
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(10))
-        .operation_timeout(Duration::from_secs(30))
+        .operation_attempt_timeout(Duration::from_secs(s.attempt_timeout_seconds))
+        .operation_timeout(Duration::from_secs(s.operation_timeout_seconds))
         .build();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    // Standard mode: exponential backoff with jitter, throttling and 5xx and timeouts
+    // retried, a client-side token bucket against retry storms.
+    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(s.max_attempts);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(retries)
+        .load()
+        .await;
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
     let autoscaling = aws_sdk_autoscaling::Client::new(&sdk);
     Guard {
