@@ -28,7 +28,8 @@ async fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
                 .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL"))
-                .unwrap_or_else(|_| "info".into()),
+                // Our own lines at info; the SDK and runtime crates only when something is wrong.
+                .unwrap_or_else(|_| "warn,retirement_guard=info,lambda_runtime=info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(false)

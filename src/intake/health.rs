@@ -2,7 +2,7 @@
 //! events in both the older schema (bare ids, `resources`, `endTime`) and the
 //! current one (instance ARNs, no `resources`, paging, backup copies).
 
-use super::{IntakeError, MAX_TARGETS, invalid, text_at};
+use super::{IntakeError, MAX_TARGETS, account_id, invalid, shown, text_at};
 use crate::domain::InstanceId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -37,21 +37,28 @@ pub(super) fn parse(
     }
     let service = text_at(detail, "service").unwrap_or("");
     if service != "EC2" {
-        return Ok(Err(format!("AWS Health event for service {service:?}, not EC2")));
+        return Ok(Err(format!("AWS Health event for service {:?}, not EC2", shown(service))));
     }
     let category = text_at(detail, "eventTypeCategory").unwrap_or("");
     if category != "scheduledChange" {
-        return Ok(Err(format!("AWS Health EC2 event of category {category:?}, not scheduledChange")));
+        return Ok(Err(format!("AWS Health EC2 event of category {:?}, not scheduledChange", shown(category))));
     }
     let type_code =
         text_at(detail, "eventTypeCode").ok_or(IntakeError::Missing { event: EVENT, field: "detail.eventTypeCode" })?;
+    // The code reaches notices and logs: only AWS's own shape (AWS_EC2_…) is accepted.
+    if type_code.is_empty()
+        || type_code.len() > 128
+        || !type_code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(invalid(EVENT, "detail.eventTypeCode", type_code));
+    }
     if !codes.is_empty() && !codes.contains(type_code) {
         return Ok(Err(format!("AWS Health event type {type_code} is not in HEALTH_EVENT_CODES")));
     }
     if text_at(detail, "backupEvent") == Some("true") {
         // AWS sends the copy to a second region; the stack in the instances' own
         // region handles the primary copy, and its sweep catches anything missed.
-        let region = text_at(detail, "eventRegion").unwrap_or("another region");
+        let region = text_at(detail, "eventRegion").map(shown).unwrap_or_else(|| "another region".into());
         return Ok(Err(format!("backup copy (backupEvent=true) of an event for {region}")));
     }
 
@@ -97,7 +104,7 @@ pub(super) fn parse(
         deadline: text_at(detail, "startTime").and_then(parse_time),
         instances: instances.into_iter().collect(),
         page,
-        affected_account: text_at(detail, "affectedAccount").map(str::to_owned),
+        affected_account: account_id(text_at(detail, "affectedAccount")),
         description: detail
             .get("eventDescription")
             .and_then(|d| d.get(0))

@@ -87,8 +87,10 @@ pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, Int
     let envelope = |trigger, scope| Intake {
         trigger,
         scope,
-        account: text(obj, "account").map(str::to_owned),
-        region: text(obj, "region").map(str::to_owned),
+        account: account_id(text(obj, "account")),
+        region: text(obj, "region")
+            .filter(|r| r.len() <= 32 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+            .map(str::to_owned),
     };
     let trigger_scope = match (source, detail_type) {
         ("aws.health", "AWS Health Event") => match health::parse(detail, obj.get("resources"), health_codes)? {
@@ -111,7 +113,10 @@ pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, Int
             const EVENT: &str = "CloudTrail Auto Scaling";
             let api_call = text_at(detail, "eventName").unwrap_or_default();
             if !matches!(api_call, "SuspendProcesses" | "ResumeProcesses") {
-                return Ok(ignored(format!("CloudTrail call {api_call:?} does not change suspended processes")));
+                return Ok(ignored(format!(
+                    "CloudTrail call {:?} does not change suspended processes",
+                    shown(api_call)
+                )));
             }
             let name = detail
                 .get("requestParameters")
@@ -123,7 +128,10 @@ pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, Int
             (Trigger::ProcessesChanged { api_call: api_call.to_owned(), group }, scope)
         }
         ("aws.events", "Scheduled Event") => (Trigger::Scheduled, Scope::Sweep),
-        _ => return Ok(ignored(format!("no handler for source {source:?} with detail-type {detail_type:?}"))),
+        _ => {
+            let (source, detail_type) = (shown(source), shown(detail_type));
+            return Ok(ignored(format!("no handler for source {source:?} with detail-type {detail_type:?}")));
+        }
     };
     Ok(Parsed::Handled(Box::new(envelope(trigger_scope.0, trigger_scope.1))))
 }
@@ -181,11 +189,22 @@ fn ignored(reason: String) -> Parsed {
 /// An `Invalid` error whose value is shortened and stripped of control characters,
 /// so that hostile input cannot flood or forge log lines.
 pub(crate) fn invalid(event: &'static str, field: &str, value: &str) -> IntakeError {
-    let mut shown: String = value.chars().filter(|c| !c.is_control()).take(80).collect();
+    IntakeError::Invalid { event, field: field.to_owned(), value: shown(value) }
+}
+
+/// Event text as it may appear in reasons, errors and logs: control characters
+/// removed, at most 80 characters.
+pub(crate) fn shown(value: &str) -> String {
+    let mut out: String = value.chars().filter(|c| !c.is_control()).take(80).collect();
     if value.chars().count() > 80 {
-        shown.push('…');
+        out.push('…');
     }
-    IntakeError::Invalid { event, field: field.to_owned(), value: shown }
+    out
+}
+
+/// A 12-digit AWS account id, or nothing.
+pub(crate) fn account_id(text: Option<&str>) -> Option<String> {
+    text.filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())).map(str::to_owned)
 }
 
 pub(crate) fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

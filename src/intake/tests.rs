@@ -9,10 +9,7 @@ fn fixture(name: &str) -> Value {
 }
 
 fn handled(name: &str) -> Intake {
-    match parse(&fixture(name), &BTreeSet::new()) {
-        Ok(Parsed::Handled(i)) => *i,
-        other => panic!("{name}: {other:?}"),
-    }
+    handled_value(&fixture(name))
 }
 
 fn ignored_reason(v: &Value) -> String {
@@ -190,4 +187,28 @@ fn every_fixture_is_classified_without_panicking() {
         n += 1;
     }
     assert!(n >= 17);
+}
+
+#[test]
+fn event_text_that_reaches_notices_and_logs_is_validated_or_bounded() {
+    let mut v = fixture("aws.health-scheduled-change-current");
+    v["detail"]["eventTypeCode"] = json!("AWS_EC2_X\nSubject: forged");
+    let e = parse(&v, &BTreeSet::new()).unwrap_err().to_string();
+    assert!(e.contains("detail.eventTypeCode") && !e.contains('\n'), "{e}");
+
+    let mut v = fixture("aws.health-scheduled-change-org");
+    v["detail"]["affectedAccount"] = json!("2109876543210; rm -rf /");
+    v["account"] = json!("not-an-account");
+    let i = handled_value(&v);
+    assert_eq!((health(&i).affected_account.clone(), i.account), (None, None));
+
+    let reason = ignored_reason(&json!({"source": "x".repeat(10_000), "detail-type": "a\u{7}b"}));
+    assert!(reason.chars().count() < 250 && !reason.chars().any(char::is_control), "{reason}");
+}
+
+fn handled_value(v: &Value) -> Intake {
+    match parse(v, &BTreeSet::new()) {
+        Ok(Parsed::Handled(i)) => *i,
+        other => panic!("{other:?}"),
+    }
 }
