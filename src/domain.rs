@@ -187,6 +187,8 @@ pub struct InstanceSnapshot {
     /// Status checks, present only for running instances.
     pub status: Option<StatusChecks>,
     pub scheduled_events: Vec<ScheduledEvent>,
+    /// When the instance was last started (EC2's LaunchTime moves on every start).
+    pub launched_at: Option<DateTime<Utc>>,
 }
 
 /// Tag that AWS puts on every instance launched by or attached to a group.

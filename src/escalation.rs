@@ -198,6 +198,22 @@ pub struct Record {
     /// Every topic notified, for the resolution notice.
     pub topics: Vec<String>,
     pub summary: String,
+    /// Set when the condition cleared: the record is then a tombstone that keeps a
+    /// racing invocation from reporting the same repair again, until a new episode.
+    #[serde(default)]
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    /// The tombstone this record becomes when its condition clears.
+    pub fn resolved(&self, now: DateTime<Utc>) -> Self {
+        Self { resolved_at: Some(now), ..self.clone() }
+    }
+}
+
+/// How long a tombstone keeps other invocations from re-reporting a repair.
+pub fn tombstone_grace() -> Duration {
+    Duration::minutes(15)
 }
 
 /// What to do for one condition now.

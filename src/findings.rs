@@ -32,6 +32,8 @@ pub struct Retirement {
     pub deadline: Option<DateTime<Utc>>,
     /// `health` or `ec2-status` (DescribeInstanceStatus scheduled events).
     pub source: &'static str,
+    /// When AWS announced it (a Health event's time), if known.
+    pub announced_at: Option<DateTime<Utc>>,
 }
 
 /// A suspended process and who suspended it.
@@ -185,6 +187,7 @@ pub fn assess(snapshot: &Snapshot, announced: &[Retirement]) -> Vec<Finding> {
                 code: e.code.clone(),
                 deadline: e.not_before,
                 source: "ec2-status",
+                announced_at: None,
             })
     });
     let mut seen = std::collections::BTreeSet::new();
@@ -193,6 +196,11 @@ pub fn assess(snapshot: &Snapshot, announced: &[Retirement]) -> Vec<Finding> {
             continue;
         }
         let Some(inst) = snapshot.instances.get(&r.instance) else { continue };
+        // Started again since AWS announced it: the instance is on new hardware, and a
+        // late or repeated delivery of the announcement no longer applies.
+        if r.announced_at.zip(inst.launched_at).is_some_and(|(announced, started)| started > announced) {
+            continue;
+        }
         let group = snapshot.group_of(&inst.id).map(|g| g.name.clone()).or_else(|| inst.group_tag());
         match inst.state {
             InstanceState::Running | InstanceState::Pending => {
@@ -261,6 +269,7 @@ pub(crate) mod tests {
             status: (state == InstanceState::Running)
                 .then(|| StatusChecks { instance: "ok".into(), system: "ok".into() }),
             scheduled_events: vec![],
+            launched_at: None,
         }
     }
 
@@ -358,6 +367,7 @@ pub(crate) mod tests {
             code: "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into(),
             deadline: None,
             source: "health",
+            announced_at: None,
         });
         let f = assess(&s, &ann);
         let r: Vec<_> = f.iter().filter(|f| f.kind() == "RetirementScheduled").collect();
@@ -370,6 +380,23 @@ pub(crate) mod tests {
             }
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn an_announcement_older_than_the_last_start_no_longer_applies() {
+        let mut s = story();
+        let t = |x: &str| Some(x.parse::<DateTime<Utc>>().unwrap());
+        s.instances.get_mut(&id(3)).unwrap().launched_at = t("2026-11-28T12:00:00Z");
+        let announced = |at: &str| Retirement {
+            instance: id(3),
+            code: "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into(),
+            deadline: None,
+            source: "health",
+            announced_at: t(at),
+        };
+        let count = |a: Retirement| assess(&s, &[a]).iter().filter(|f| f.kind() == "RetirementScheduled").count();
+        assert_eq!(count(announced("2026-11-28T11:00:00Z")), 0, "restarted since: new hardware");
+        assert_eq!(count(announced("2026-11-28T13:00:00Z")), 1, "announced after the last start");
     }
 
     #[test]
@@ -395,7 +422,8 @@ pub(crate) mod tests {
         let mut s = Snapshot::default();
         let inst = instance(9, InstanceState::Terminated, None, None);
         s.instances.insert(inst.id.clone(), inst);
-        let ann = [Retirement { instance: id(9), code: "X".into(), deadline: None, source: "health" }];
+        let ann =
+            [Retirement { instance: id(9), code: "X".into(), deadline: None, source: "health", announced_at: None }];
         assert!(matches!(assess(&s, &ann).as_slice(), [Finding::Unrecoverable { .. }]));
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::actions::{self, Actuator};
 use crate::config::Config;
+use crate::domain::AsgName;
 use crate::error::HandlerError;
 use crate::findings::{self, Finding, Retirement};
 use crate::intake::{self, Parsed, Trigger};
@@ -15,6 +16,7 @@ use crate::report::{PlanReport, Report, Status};
 use crate::state::StateStore;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Hard bound on rounds in one invocation, whatever the wait budget.
@@ -77,6 +79,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                     code: h.type_code.clone(),
                     deadline: h.deadline,
                     source: "health",
+                    announced_at: h.announced_at,
                 })
                 .collect(),
             _ => vec![],
@@ -91,7 +94,16 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             report.rounds += 1;
             let snapshot = inventory::collect(&self.inventory, &intake.scope).await.map_err(HandlerError::Inventory)?;
             last_findings = findings::assess(&snapshot, &announced);
-            last_plan = policy::plan(&last_findings, &snapshot, config);
+            let started_here: BTreeSet<AsgName> = report
+                .outcomes
+                .iter()
+                .filter(|o| o.is_done())
+                .filter_map(|o| match &o.action {
+                    Action::StartInstance { group: Some(g), .. } => Some(g.clone()),
+                    _ => None,
+                })
+                .collect();
+            last_plan = policy::plan(&last_findings, &snapshot, config, &started_here);
             last_snapshot = snapshot;
             skip_failed(&mut last_plan, &report.outcomes);
             if first.is_none() {
@@ -166,15 +178,17 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
 /// A step that failed earlier in this invocation is not tried again in a later
 /// round: the next invocation (event or sweep) retries it from fresh state.
 fn skip_failed(plan: &mut policy::Plan, earlier: &[actions::Outcome]) {
-    let (retry, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.steps)
-        .into_iter()
-        .partition(|s| earlier.iter().any(|o| o.is_failed() && o.action == s.action));
+    let (retry, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.steps).into_iter().partition(|s| {
+        earlier
+            .iter()
+            .any(|o| (o.is_failed() || matches!(o.status, actions::Status::Gone { .. })) && o.action == s.action)
+    });
     plan.steps = keep;
     for step in retry {
         plan.skipped.push(policy::Skip {
             action: step.action.name(),
             target: actions::target(&step.action),
-            reason: "failed earlier in this invocation; the next invocation retries it".into(),
+            reason: "failed (or found gone) earlier in this invocation; the next invocation retries it".into(),
             waiting: false,
         });
     }
@@ -195,6 +209,8 @@ fn describe_trigger(t: &Trigger) -> String {
     }
 }
 
+#[cfg(test)]
+mod fault_matrix;
 mod notices;
 #[cfg(test)]
 mod tests;

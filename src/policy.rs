@@ -111,13 +111,16 @@ impl Plan {
 struct Planner<'a> {
     config: &'a Config,
     snapshot: &'a Snapshot,
+    /// Groups whose instances this invocation already started (even if tagging them failed).
+    started_here: &'a BTreeSet<AsgName>,
     plan: Plan,
     started: usize,
 }
 
-/// Computes the plan for the current state.
-pub fn plan(findings: &[Finding], snapshot: &Snapshot, config: &Config) -> Plan {
-    let mut p = Planner { config, snapshot, plan: Plan::default(), started: 0 };
+/// Computes the plan for the current state. `started_here`: groups whose instances an
+/// earlier round of this invocation started.
+pub fn plan(findings: &[Finding], snapshot: &Snapshot, config: &Config, started_here: &BTreeSet<AsgName>) -> Plan {
+    let mut p = Planner { config, snapshot, started_here, plan: Plan::default(), started: 0 };
 
     // Groups with anything to do, in name order so bounds apply deterministically.
     let mut stranded: BTreeMap<&AsgName, Vec<&InstanceId>> = BTreeMap::new();
@@ -134,6 +137,8 @@ pub fn plan(findings: &[Finding], snapshot: &Snapshot, config: &Config) -> Plan 
             _ => {}
         }
     }
+    // A recovering tag left behind (its removal failed) is cleaned up once all is well.
+    groups.extend(snapshot.groups.values().filter(|g| g.tags.contains_key(RECOVERING_TAG)).map(|g| &g.name));
     for name in groups {
         if let Some(group) = snapshot.groups.get(name) {
             p.group(group, stranded.get(name).map(Vec::as_slice).unwrap_or_default());
@@ -228,7 +233,7 @@ impl Planner<'_> {
             }
         }
         let starting = self.plan.steps.len() > starts_before;
-        let recovering = starting || group.tags.contains_key(RECOVERING_TAG);
+        let recovering = starting || group.tags.contains_key(RECOVERING_TAG) || self.started_here.contains(&group.name);
         if starting && mode == Mode::Recover && !group.tags.contains_key(RECOVERING_TAG) {
             let mark = Step {
                 action: Action::MarkRecovering { group: group.name.clone() },
@@ -403,7 +408,7 @@ mod tests {
     use crate::findings::tests::{id, instance, story};
 
     fn plan_for(s: &Snapshot, env: &[(&str, &str)]) -> Plan {
-        plan(&assess(s, &[]), s, &config_with(env).unwrap())
+        plan(&assess(s, &[]), s, &config_with(env).unwrap(), &BTreeSet::new())
     }
 
     fn actions(p: &Plan) -> Vec<&'static str> {

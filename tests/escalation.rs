@@ -53,7 +53,7 @@ fn five_sweeps_at_simulated_times_give_one_notice_per_tier_and_one_resolution_ea
     assert!(email[0].contains("CRITICAL tier 1"), "{}", email[0]);
     assert!(pager[0].contains("CRITICAL tier 2"), "{}", pager[0]);
     for s in [&chat[1], &email[1], &pager[1]] {
-        assert!(s.contains("RECOVERED: 2 stranded instance(s) in group es-data"), "{s}");
+        assert!(s.contains("RESOLVED: 2 stranded instance(s) in group es-data"), "{s}");
     }
     assert!(w.notices().is_empty(), "the default topic is not a tier here");
 }

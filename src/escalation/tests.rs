@@ -32,6 +32,7 @@ fn record(c: &Condition, first: &str, tier: usize, last: &str) -> Record {
         last_notified: t(last),
         topics: vec![],
         summary: c.summary(),
+        resolved_at: None,
     }
 }
 

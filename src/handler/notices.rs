@@ -49,7 +49,19 @@ fn keys_in_view(snapshot: &Snapshot) -> Vec<String> {
 impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
     pub(super) async fn send_notices(&self, seen: &Observed<'_>, report: &mut Report) -> Result<(), HandlerError> {
         let esc = &self.config.escalation;
-        let open = escalation::conditions(seen.remaining);
+        // A group the guard is repairing (recovering tag) shows suspended processes while
+        // its restarted members boot: that is the repair in progress, not news.
+        let open: Vec<Condition> = escalation::conditions(seen.remaining)
+            .into_iter()
+            .filter(|c| {
+                c.kind != ConditionKind::SuspendedGroup
+                    || !seen
+                        .snapshot
+                        .groups
+                        .values()
+                        .any(|g| g.name.as_str() == c.subject && g.tags.contains_key(crate::policy::RECOVERING_TAG))
+            })
+            .collect();
         let initial = escalation::conditions(seen.visible);
         let view = (!seen.sweep).then(|| keys_in_view(seen.snapshot));
         let loaded = match self.state.load(view.as_deref()).await {
@@ -70,17 +82,27 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         // Claim what is due, condition by condition.
         // Conditions found and repaired within this invocation and never notified are
         // claimed at tier 0 like new ones, so that concurrent invocations report the repair
-        // once; their record stays until a later invocation sends the RECOVERED notice.
+        // once; their record stays until a later invocation sends the RESOLVED notice.
         let open_keys: BTreeSet<&str> = open.iter().map(|c| c.key.as_str()).collect();
-        let fixed: Vec<&Condition> = initial
-            .iter()
-            .filter(|c| !open_keys.contains(c.key.as_str()) && !loaded.records.contains_key(&c.key))
-            .collect();
+        let live = |key: &str| loaded.records.get(key).filter(|r| r.resolved_at.is_none());
+        let tombstone = |key: &str| loaded.records.get(key).filter(|r| r.resolved_at.is_some());
+        let fixed: Vec<&Condition> =
+            initial.iter().filter(|c| !open_keys.contains(c.key.as_str()) && live(&c.key).is_none()).collect();
         let mut due: BTreeMap<usize, Vec<(&Condition, String)>> = BTreeMap::new();
-        let mut claims: Vec<(Record, Option<Record>)> = Vec::new();
+        // (claimed, what it replaced, still open): a repaired condition's claim is kept
+        // when a publish fails, so that the retry, seeing it repaired, resolves it aloud.
+        let mut claims: Vec<(Record, Option<Record>, bool)> = Vec::new();
         for c in open.iter().chain(fixed.iter().copied()) {
             let repaired = !open_keys.contains(c.key.as_str());
-            let previous = loaded.records.get(&c.key);
+            let previous = live(&c.key);
+            // A repair another invocation reported moments ago (its tombstone is fresh).
+            if repaired
+                && tombstone(&c.key)
+                    .and_then(|t| t.resolved_at)
+                    .is_some_and(|at| seen.now - at < escalation::tombstone_grace())
+            {
+                continue;
+            }
             let mut d = escalation::decide(c, previous, esc, seen.now);
             if !report.deduplicated || repaired {
                 // Without state every sweep would look like a first sight: stay at tier 0
@@ -115,7 +137,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 last_notified: seen.now,
                 topics,
                 summary: c.summary(),
+                resolved_at: None,
             };
+            // A new episode replaces the tombstone of an earlier one.
+            let previous = previous.or(tombstone(&c.key));
             let won = if report.deduplicated {
                 self.state.claim(&record, previous).await.unwrap_or_else(|e| {
                     tracing::error!(key = %c.key, error = %e, "state claim failed: notifying anyway");
@@ -129,7 +154,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 report.conditions.push(entry);
                 continue;
             }
-            claims.push((record, previous.cloned()));
+            claims.push((record, previous.cloned(), !repaired));
             let age = d.age.num_minutes();
             for t in &d.tiers {
                 let why = match (repaired, d.repeat, report.deduplicated) {
@@ -156,10 +181,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         // Conditions seen before that are gone: one resolution notice per topic notified.
         let mut recovered: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
         for (key, record) in &loaded.records {
-            if open_keys.contains(key.as_str()) || !report.deduplicated {
+            if open_keys.contains(key.as_str()) || !report.deduplicated || record.resolved_at.is_some() {
                 continue;
             }
-            match self.state.resolve(record).await {
+            match self.state.resolve(record, &record.resolved(seen.now)).await {
                 Ok(true) => {
                     report.resolved.push(key.clone());
                     for topic in &record.topics {
@@ -170,23 +195,30 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 Err(e) => tracing::warn!(key = %key, error = %e, "could not clear a resolved condition"),
             }
         }
-        // What the guard did is reported by the invocation that won a claim or a resolution;
-        // a failed action is always reported.
-        let did_work = seen.outcomes.iter().any(|o| o.is_done()) && !report.resolved.is_empty();
-        if seen.outcomes.iter().any(|o| o.is_failed()) || did_work {
+        // What the guard did goes with the tier-0 notice of a claim it won, or with the
+        // RESOLVED notice of a condition it cleared; a failed action is always reported.
+        let failed = seen.outcomes.iter().any(|o| o.is_failed());
+        if failed {
             due.entry(0).or_default();
         }
+        // After a failed RESOLVED publish the records come back to life, so a retry resolves again.
         let restore = |records: Vec<Record>| async move {
             for r in &records {
-                let _ = self.state.claim(r, None).await;
+                let _ = self.state.claim(r, Some(&r.resolved(seen.now))).await;
             }
         };
         let resolved_records: Vec<Record> = recovered.values().flatten().map(|r| (*r).clone()).collect();
 
+        let mut outcomes_told = false;
         for (tier, items) in &due {
-            let findings: Vec<&Finding> = items.iter().flat_map(|(c, _)| &c.findings).collect();
+            let mut findings: Vec<&Finding> = items.iter().flat_map(|(c, _)| &c.findings).collect();
+            if findings.is_empty() {
+                // Only a failure to report: say what it was about.
+                findings = seen.visible.to_vec();
+            }
             let lines: Vec<String> = items.iter().map(|(_, l)| l.clone()).collect();
             let outcomes: &[Outcome] = if *tier == 0 { seen.outcomes } else { &[] };
+            outcomes_told |= !outcomes.is_empty();
             let notice = notify::render(&NoticeInput {
                 findings: &findings,
                 outcomes,
@@ -205,7 +237,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             match self.publish(topic, &notice, "problem", *tier).await {
                 Ok(sent) => report.notifications.push(sent),
                 Err(e) => {
-                    for (claimed, previous) in &claims {
+                    for (claimed, previous, _) in claims.iter().filter(|(_, _, open)| *open) {
                         if let Err(err) = self.state.release(claimed, previous.as_ref()).await {
                             tracing::error!(key = %claimed.key, error = %err, "could not release a claim");
                         }
@@ -219,8 +251,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         for (topic, records) in recovered {
             let Some(arn) = crate::config::TopicArn::parse(topic) else { continue };
             let tier = esc.tiers.iter().position(|t| t.topic.as_str() == topic).unwrap_or(0);
+            let done: &[Outcome] = if tier == 0 && !outcomes_told { seen.outcomes } else { &[] };
             let notice = notify::render_recovered(
                 &records,
+                done,
                 tier,
                 &self.region,
                 seen.account,

@@ -23,6 +23,8 @@ pub struct HealthEvent {
     /// `page/totalPages` of a paged event.
     pub page: Option<String>,
     pub affected_account: Option<String>,
+    /// When AWS last updated the event (`lastUpdatedTime`, else the envelope's `time`).
+    pub announced_at: Option<DateTime<Utc>>,
     pub description: Option<String>,
 }
 
@@ -30,6 +32,7 @@ pub struct HealthEvent {
 pub(super) fn parse(
     detail: &Value,
     resources: Option<&Value>,
+    envelope_time: Option<DateTime<Utc>>,
     codes: &BTreeSet<String>,
 ) -> Result<Result<HealthEvent, String>, IntakeError> {
     if !detail.is_object() {
@@ -37,11 +40,11 @@ pub(super) fn parse(
     }
     let service = text_at(detail, "service").unwrap_or("");
     if service != "EC2" {
-        return Ok(Err(format!("AWS Health event for service {:?}, not EC2", shown(service))));
+        return Ok(Err(format!("AWS Health event for service \"{}\", not EC2", shown(service))));
     }
     let category = text_at(detail, "eventTypeCategory").unwrap_or("");
     if category != "scheduledChange" {
-        return Ok(Err(format!("AWS Health EC2 event of category {:?}, not scheduledChange", shown(category))));
+        return Ok(Err(format!("AWS Health EC2 event of category \"{}\", not scheduledChange", shown(category))));
     }
     let type_code =
         text_at(detail, "eventTypeCode").ok_or(IntakeError::Missing { event: EVENT, field: "detail.eventTypeCode" })?;
@@ -105,6 +108,7 @@ pub(super) fn parse(
         instances: instances.into_iter().collect(),
         page,
         affected_account: account_id(text_at(detail, "affectedAccount")),
+        announced_at: text_at(detail, "lastUpdatedTime").and_then(parse_time).or(envelope_time),
         description: detail
             .get("eventDescription")
             .and_then(|d| d.get(0))

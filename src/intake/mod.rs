@@ -93,7 +93,12 @@ pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, Int
             .map(str::to_owned),
     };
     let trigger_scope = match (source, detail_type) {
-        ("aws.health", "AWS Health Event") => match health::parse(detail, obj.get("resources"), health_codes)? {
+        ("aws.health", "AWS Health Event") => match health::parse(
+            detail,
+            obj.get("resources"),
+            text(obj, "time").and_then(health::parse_time),
+            health_codes,
+        )? {
             Ok(event) => {
                 let scope = Scope::Targets { instances: event.instances.clone(), groups: vec![] };
                 (Trigger::Health(event), scope)
@@ -130,7 +135,7 @@ pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, Int
         ("aws.events", "Scheduled Event") => (Trigger::Scheduled, Scope::Sweep),
         _ => {
             let (source, detail_type) = (shown(source), shown(detail_type));
-            return Ok(ignored(format!("no handler for source {source:?} with detail-type {detail_type:?}")));
+            return Ok(ignored(format!("no handler for source \"{source}\" with detail-type \"{detail_type}\"")));
         }
     };
     Ok(Parsed::Handled(Box::new(envelope(trigger_scope.0, trigger_scope.1))))
@@ -195,11 +200,18 @@ pub(crate) fn invalid(event: &'static str, field: &str, value: &str) -> IntakeEr
 /// Event text as it may appear in reasons, errors and logs: control characters
 /// removed, at most 80 characters.
 pub(crate) fn shown(value: &str) -> String {
-    let mut out: String = value.chars().filter(|c| !c.is_control()).take(80).collect();
+    let mut out: String = value.chars().filter(|c| !hidden(*c)).take(80).collect();
     if value.chars().count() > 80 {
         out.push('…');
     }
     out
+}
+
+/// Control characters and the invisible ones that reorder or hide text (bidi
+/// overrides and isolates, zero-width characters, BOM).
+pub(crate) fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// A 12-digit AWS account id, or nothing.
@@ -226,5 +238,7 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

@@ -200,6 +200,7 @@ fn instance_snapshot(i: &Instance) -> Option<InstanceSnapshot> {
         tags: i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect(),
         status: None,
         scheduled_events: vec![],
+        launched_at: i.launch_time().and_then(to_chrono),
     })
 }
 

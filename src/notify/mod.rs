@@ -101,6 +101,7 @@ pub fn render(input: &NoticeInput<'_>) -> Notice {
 /// The notice that conditions notified before are gone, for one topic.
 pub fn render_recovered(
     records: &[&Record],
+    outcomes: &[Outcome],
     tier: usize,
     region: &str,
     account: Option<&str>,
@@ -112,7 +113,7 @@ pub fn render_recovered(
         .map(|r| {
             let open = (now - r.first_seen).max(chrono::Duration::zero()).num_minutes();
             format!(
-                "{}: first seen {}, open for {}h{:02}m, now resolved",
+                "{}: first seen {}, open for {}h{:02}m, no longer seen",
                 clean(&r.summary, 300),
                 time(Some(r.first_seen)),
                 open / 60,
@@ -121,11 +122,13 @@ pub fn render_recovered(
         })
         .collect();
     let mut body = format!(
-        "retirement-guard: RECOVERED in {region} (account {}, environment {environment})\nChecked at {}.\n",
+        "retirement-guard: RESOLVED in {region} (account {}, environment {environment})\nChecked at {}.\n",
         account.unwrap_or("unknown"),
         time(Some(now))
     );
     section(&mut body, "RESOLVED", &lines);
+    let done: Vec<String> = outcomes.iter().map(describe_outcome).collect();
+    section(&mut body, "WHAT THE GUARD DID", &done);
     body.push_str("\nNothing more is needed from AWS; check that the application itself recovered.\n");
     let what = match records {
         [one] => clean(&one.summary, 200),
@@ -140,7 +143,7 @@ pub fn render_recovered(
     if let Some(account) = account {
         attributes.insert("account", AttributeValue::String(account.into()));
     }
-    let subject = fit_subject(&format!("[retirement-guard] RECOVERED: {what} ({region})"));
+    let subject = fit_subject(&format!("[retirement-guard] RESOLVED: {what} ({region})"));
     Notice { subject, body, severity: Severity::Info, attributes }
 }
 
@@ -195,14 +198,14 @@ fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String
     if done("resume_processes") > 0 {
         after.push("resumed".into());
     }
-    if failed > 0 {
-        after.push(format!("{failed} FAILED"));
-    }
+
     let after = if after.is_empty() { String::new() } else { format!("; {}", after.join(", ")) };
     let dry = if input.dry_run { "DRY RUN " } else { "" };
     let region = format!(" ({})", input.region);
     let tier = if input.tier > 0 { format!(" tier {}", input.tier) } else { String::new() };
-    let head = format!("{dry}[retirement-guard] {}{tier}: {what}{after}", severity.as_str().to_uppercase());
+    // A failure goes first: a long subject is cut at its end.
+    let failed = if failed > 0 { format!(", {failed} FAILED") } else { String::new() };
+    let head = format!("{dry}[retirement-guard] {}{tier}{failed}: {what}{after}", severity.as_str().to_uppercase());
     // Keep the region visible: cut the middle rather than the end.
     let room = SUBJECT_MAX.saturating_sub(region.chars().count());
     let head = fit_subject(&head);
@@ -215,7 +218,7 @@ fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String
 
 /// Removes control characters and cuts to `SUBJECT_MAX` characters on a char boundary.
 pub fn fit_subject(text: &str) -> String {
-    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String = visible(text).collect();
     if flat.chars().count() <= SUBJECT_MAX {
         return flat;
     }
@@ -224,9 +227,19 @@ pub fn fit_subject(text: &str) -> String {
     cut
 }
 
+/// Control characters as spaces, invisible reordering characters (bidi overrides,
+/// zero-width) dropped: event and tag content never shapes or disguises the layout.
+fn visible(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars().filter_map(|c| match c {
+        c if c.is_control() => Some(' '),
+        c if crate::intake::hidden(c) => None,
+        c => Some(c),
+    })
+}
+
 /// Control characters out, length bounded: event and tag content never shapes the layout.
 fn clean(text: &str, max: usize) -> String {
-    let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect();
+    let mut out: String = visible(text).take(max).collect();
     if text.chars().count() > max {
         out.push('…');
     }

@@ -32,8 +32,13 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 fn to_item(r: &Record) -> Item {
-    let expires = (r.last_notified + Duration::days(RETENTION_DAYS)).timestamp();
-    HashMap::from([
+    // A tombstone only needs to outlive the races it guards against.
+    let expires = match r.resolved_at {
+        Some(at) => at + Duration::days(1),
+        None => r.last_notified + Duration::days(RETENTION_DAYS),
+    }
+    .timestamp();
+    let mut item = HashMap::from([
         ("condition".to_owned(), s(&r.key)),
         ("first_seen".to_owned(), s(time(r.first_seen))),
         ("tier".to_owned(), AttributeValue::N(r.tier.to_string())),
@@ -41,7 +46,11 @@ fn to_item(r: &Record) -> Item {
         ("topics".to_owned(), AttributeValue::L(r.topics.iter().map(s).collect())),
         ("summary".to_owned(), s(&r.summary)),
         ("expires_at".to_owned(), AttributeValue::N(expires.to_string())),
-    ])
+    ]);
+    if let Some(at) = r.resolved_at {
+        item.insert("resolved_at".to_owned(), s(time(at)));
+    }
+    item
 }
 
 /// `None` when the item is not a record this code wrote (missing or mistyped attributes).
@@ -55,16 +64,30 @@ pub fn from_item(item: &Item) -> Option<Record> {
         last_notified: when("last_notified")?,
         topics: item.get("topics")?.as_l().ok()?.iter().map(|v| v.as_s().ok().cloned()).collect::<Option<Vec<_>>>()?,
         summary: text("summary").cloned().unwrap_or_default(),
+        resolved_at: match item.get("resolved_at") {
+            None => None,
+            Some(_) => Some(when("resolved_at")?),
+        },
     })
 }
 
-/// The condition "the stored item is still `r`" (or absent).
+/// The condition "the stored item is still `previous`" (or absent): a live record
+/// by its tier and last notice, a tombstone by its resolution time.
 fn still(previous: Option<&Record>) -> (String, HashMap<String, String>, Item) {
     match previous {
         None => ("attribute_not_exists(#c)".into(), HashMap::from([("#c".into(), "condition".into())]), HashMap::new()),
+        Some(Record { resolved_at: Some(at), .. }) => (
+            "#r = :r".into(),
+            HashMap::from([("#r".into(), "resolved_at".into())]),
+            HashMap::from([(":r".into(), s(time(*at)))]),
+        ),
         Some(p) => (
-            "#t = :t AND #l = :l".into(),
-            HashMap::from([("#t".into(), "tier".into()), ("#l".into(), "last_notified".into())]),
+            "#t = :t AND #l = :l AND attribute_not_exists(#r)".into(),
+            HashMap::from([
+                ("#t".into(), "tier".into()),
+                ("#l".into(), "last_notified".into()),
+                ("#r".into(), "resolved_at".into()),
+            ]),
             HashMap::from([
                 (":t".into(), AttributeValue::N(p.tier.to_string())),
                 (":l".into(), s(time(p.last_notified))),
@@ -188,8 +211,8 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
-    async fn resolve(&self, record: &Record) -> Result<bool, AwsFailure> {
-        self.delete_if(record).await
+    async fn resolve(&self, record: &Record, tombstone: &Record) -> Result<bool, AwsFailure> {
+        self.put_if(tombstone, Some(record)).await
     }
 
     async fn discard(&self, key: &str) -> Result<(), AwsFailure> {
@@ -217,12 +240,15 @@ mod tests {
             last_notified: "2026-11-28T10:30:00Z".parse().unwrap(),
             topics: vec!["arn:aws:sns:us-east-1:123456789012:chat".into()],
             summary: "2 stranded".into(),
+            resolved_at: None,
         }
     }
 
     #[test]
     fn records_round_trip_through_items() {
         assert_eq!(from_item(&to_item(&record())), Some(record()));
+        let tombstone = record().resolved("2026-11-28T11:00:00Z".parse().unwrap());
+        assert_eq!(from_item(&to_item(&tombstone)), Some(tombstone));
         assert!(to_item(&record()).contains_key("expires_at"));
     }
 

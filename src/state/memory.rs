@@ -54,10 +54,10 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
-    async fn resolve(&self, record: &Record) -> Result<bool, AwsFailure> {
+    async fn resolve(&self, record: &Record, tombstone: &Record) -> Result<bool, AwsFailure> {
         let mut records = self.records.lock().unwrap();
         if records.get(&record.key) == Some(record) {
-            records.remove(&record.key);
+            records.insert(record.key.clone(), tombstone.clone());
             return Ok(true);
         }
         Ok(false)

@@ -37,8 +37,8 @@ pub trait StateStore: Sync {
         claimed: &Record,
         previous: Option<&Record>,
     ) -> impl Future<Output = Result<(), AwsFailure>> + Send;
-    /// Deletes the record if it is still `record`; `Ok(true)` when this call deleted it.
-    fn resolve(&self, record: &Record) -> impl Future<Output = Result<bool, AwsFailure>> + Send;
+    /// Turns `record` into `tombstone` if it is still `record`; `Ok(true)` when this call did.
+    fn resolve(&self, record: &Record, tombstone: &Record) -> impl Future<Output = Result<bool, AwsFailure>> + Send;
     /// Removes an unreadable item whatever it holds.
     fn discard(&self, key: &str) -> impl Future<Output = Result<(), AwsFailure>> + Send;
 }
@@ -58,7 +58,7 @@ impl StateStore for NoStore {
     async fn release(&self, _: &Record, _: Option<&Record>) -> Result<(), AwsFailure> {
         Ok(())
     }
-    async fn resolve(&self, _: &Record) -> Result<bool, AwsFailure> {
+    async fn resolve(&self, _: &Record, _: &Record) -> Result<bool, AwsFailure> {
         Ok(false)
     }
     async fn discard(&self, _: &str) -> Result<(), AwsFailure> {
@@ -91,10 +91,10 @@ impl<S: StateStore> StateStore for AnyStore<S> {
             Self::Some(s) => s.release(claimed, previous).await,
         }
     }
-    async fn resolve(&self, record: &Record) -> Result<bool, AwsFailure> {
+    async fn resolve(&self, record: &Record, tombstone: &Record) -> Result<bool, AwsFailure> {
         match self {
-            Self::None(s) => s.resolve(record).await,
-            Self::Some(s) => s.resolve(record).await,
+            Self::None(s) => s.resolve(record, tombstone).await,
+            Self::Some(s) => s.resolve(record, tombstone).await,
         }
     }
     async fn discard(&self, key: &str) -> Result<(), AwsFailure> {

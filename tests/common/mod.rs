@@ -144,6 +144,14 @@ impl World {
     }
 }
 
+impl World {
+    /// Drains the `notices` queue without long polling: moto delivers SNS to SQS
+    /// within the Publish call, so what a finished run sent is already there.
+    pub fn notices_now(&self) -> Vec<Value> {
+        self.moto.scenario(&["messages", "--queue", "notices", "--wait-seconds", "0"]).as_array().unwrap().clone()
+    }
+}
+
 pub fn strings(v: &Value) -> Vec<String> {
     v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
 }

@@ -19,6 +19,7 @@ Subcommands:
   record-start                 reset and start moto's request recorder
   record-writes                list the AWS actions recorded since record-start
   repair [--group NAME]        start the group's stopped members, resume its processes
+  terminate --instance ID      terminate one instance
   reset                        wipe all moto state (POST /moto-api/reset)
 """
 
@@ -520,6 +521,13 @@ def cmd_repair(args):
     return {"started": sorted(stopped), "resumed": args.group}
 
 
+def cmd_terminate(args):
+    ec2 = client(args.endpoint, "ec2")
+    ec2.terminate_instances(InstanceIds=[args.instance])
+    wait_state(ec2, [args.instance], "terminated")
+    return {"terminated": args.instance}
+
+
 def cmd_reset(args):
     moto_api(args.endpoint, "/moto-api/reset")
     return {"reset": True}
@@ -572,6 +580,10 @@ def build_parser():
     s = sub.add_parser("repair", help="start a group's stopped members and resume its processes")
     s.add_argument("--group", default="es-data")
     s.set_defaults(func=cmd_repair)
+
+    s = sub.add_parser("terminate", help="terminate one instance")
+    s.add_argument("--instance", required=True)
+    s.set_defaults(func=cmd_terminate)
 
     s = sub.add_parser("reset", help="wipe all moto state")
     s.set_defaults(func=cmd_reset)

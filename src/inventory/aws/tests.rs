@@ -433,6 +433,7 @@ async fn instances_convert_root_device_reasons_and_tags() {
         ]),
         status: None,
         scheduled_events: vec![],
+        launched_at: None,
     };
     let ephemeral = InstanceSnapshot {
         id: id("i-0000000000000bbbb"),
@@ -443,6 +444,7 @@ async fn instances_convert_root_device_reasons_and_tags() {
         tags: BTreeMap::new(),
         status: None,
         scheduled_events: vec![],
+        launched_at: None,
     };
     assert_eq!(found, [retired, ephemeral]);
     assert_eq!(found[0].group_tag(), Some(name("es-data")));
