@@ -28,7 +28,7 @@ pub enum FailureKind {
 
 /// A classified AWS failure, safe to report and notify.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{operation}: {message}")]
+#[error("{operation}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
 pub struct AwsFailure {
     pub operation: &'static str,
     pub kind: FailureKind,
@@ -79,7 +79,10 @@ impl AwsFailure {
             _ if status.is_some_and(|s| s >= 500) => FailureKind::Transient,
             _ => classify_code(code.as_deref()),
         };
-        let message = err.message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(err).to_string());
+        let message = match err {
+            SdkError::TimeoutError(_) => "timed out (SDK operation or attempt timeout)".to_owned(),
+            _ => err.message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(err).to_string()),
+        };
         Self { operation, kind, code, message }
     }
 }

@@ -124,7 +124,11 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 continue;
             }
             let outcomes = actions::execute(&last_plan, &self.actuator, dry_run, now).await;
-            let progressed = outcomes.iter().any(|o| o.is_done());
+            // Progress is a change to an instance or group, not the bookkeeping tag: after
+            // starts that all failed there is nothing to wait for.
+            let progressed = outcomes.iter().any(|o| {
+                o.is_done() && !matches!(o.action, Action::MarkRecovering { .. } | Action::ClearRecovering { .. })
+            });
             made_progress |= progressed;
             // A stop and start moves an instance to new hardware: its announced retirement no longer applies.
             announced.retain(|r| {
