@@ -11,7 +11,7 @@ ENV       ?= staging
 DEPLOY_BUCKET ?=
 STACK     ?= retirement-guard-$(ENV)
 
-.PHONY: help venv build release test lint fmt demo invoke sweep infra-check package deploy clean
+.PHONY: help venv build release test lint fmt fuzz demo invoke sweep infra-check package deploy clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 test: venv lint infra-check ## everything: lint, infra checks, unit, adapter (aws-smithy-mocks) and end-to-end (moto) tests
 	MOTO_VENV=$(abspath $(VENV)) cargo test
+
+fuzz: ## bad-input properties: 100,000 cases each over the intake, 10,000 through the whole handler (slow: 15-30 min)
+	PROPTEST_CASES=100000 FUZZ_HANDLER_CASES=10000 cargo test --lib intake::fuzz -- --nocapture
 
 demo: venv build ## the story: a retired ES group in a local AWS, repaired by the guard
 	VENV=$(abspath $(VENV)) scripts/demo.sh $(BIN)

@@ -2,7 +2,7 @@
 //! events in both the older schema (bare ids, `resources`, `endTime`) and the
 //! current one (instance ARNs, no `resources`, paging, backup copies).
 
-use super::{IntakeError, MAX_TARGETS, account_id, invalid, shown, text_at};
+use super::{IntakeError, MAX_TARGETS, account_id, brief, invalid, shown, text_at};
 use crate::domain::InstanceId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -76,9 +76,8 @@ pub(super) fn parse(
     }
     let mut instances = BTreeSet::new();
     for value in values {
-        let text = value
-            .as_str()
-            .ok_or_else(|| invalid(EVENT, "detail.affectedEntities[].entityValue", &value.to_string()))?;
+        let text =
+            value.as_str().ok_or_else(|| invalid(EVENT, "detail.affectedEntities[].entityValue", &brief(value)))?;
         // Dedicated-host variants name hosts (h-…), which are not instances.
         if let Some(id) = InstanceId::parse(text) {
             instances.insert(id);

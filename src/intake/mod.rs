@@ -110,7 +110,10 @@ pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, Int
             let id = text_at(detail, "instance-id")
                 .ok_or(IntakeError::Missing { event: EVENT, field: "detail.instance-id" })?;
             let instance = InstanceId::parse(id).ok_or_else(|| invalid(EVENT, "detail.instance-id", id))?;
-            let state = text_at(detail, "state").unwrap_or("unknown").to_owned();
+            let state = text_at(detail, "state")
+                .filter(|s| s.len() <= 20 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+                .unwrap_or("unknown")
+                .to_owned();
             let scope = Scope::Targets { instances: vec![instance.clone()], groups: vec![] };
             (Trigger::StateChange { instance, state }, scope)
         }
@@ -146,12 +149,12 @@ fn manual(obj: &Map<String, Value>) -> Result<Intake, IntakeError> {
     let dry_run = match obj.get("dry_run") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(invalid(EVENT, "dry_run", &other.to_string())),
+        Some(other) => return Err(invalid(EVENT, "dry_run", &brief(other))),
     };
     let sweep = match obj.get("sweep") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(invalid(EVENT, "sweep", &other.to_string())),
+        Some(other) => return Err(invalid(EVENT, "sweep", &brief(other))),
     };
     let instances = id_list(obj, "instance_ids", InstanceId::parse)?;
     let groups = id_list(obj, "asg_names", AsgName::parse)?;
@@ -182,7 +185,7 @@ fn id_list<T: Ord>(
     let mut out = BTreeSet::new();
     for (i, item) in items.iter().enumerate() {
         let parsed = item.as_str().and_then(&parse);
-        out.insert(parsed.ok_or_else(|| invalid("manual", &format!("{key}[{i}]"), &item.to_string()))?);
+        out.insert(parsed.ok_or_else(|| invalid("manual", &format!("{key}[{i}]"), &brief(item)))?);
     }
     Ok(out.into_iter().collect())
 }
@@ -225,6 +228,16 @@ pub(crate) fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str
 
 pub(crate) fn text_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
+}
+
+/// A value as an error may show it: text as it is (cut later), anything else by its
+/// kind, so a huge array is never serialised just to show its start.
+pub(crate) fn brief(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.chars().take(100).collect(),
+        Value::Bool(_) | Value::Number(_) | Value::Null => v.to_string(),
+        other => kind_of(other).to_owned(),
+    }
 }
 
 fn kind_of(v: &Value) -> &'static str {
