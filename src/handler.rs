@@ -217,4 +217,4 @@ fn describe_trigger(t: &Trigger) -> String {
 mod fault_matrix;
 mod notices;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

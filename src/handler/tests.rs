@@ -14,7 +14,7 @@ use serde_json::json;
 use std::sync::Mutex;
 
 #[derive(Default)]
-pub(super) struct RecordingNotifier {
+pub(crate) struct RecordingNotifier {
     /// Every notice published, with its topic.
     pub sent: Mutex<Vec<(String, Notice)>>,
     pub fail: bool,
@@ -36,9 +36,9 @@ impl Notifier for RecordingNotifier {
     }
 }
 
-pub(super) type TestGuard = Guard<MemoryInventory, RecordingActuator, RecordingNotifier, MemoryStateStore>;
+pub(crate) type TestGuard = Guard<MemoryInventory, RecordingActuator, RecordingNotifier, MemoryStateStore>;
 
-pub(super) fn guard(snapshot: Snapshot, env: &[(&str, &str)]) -> TestGuard {
+pub(crate) fn guard(snapshot: Snapshot, env: &[(&str, &str)]) -> TestGuard {
     let world = MemoryInventory::new(snapshot);
     let mut env = env.to_vec();
     env.push(("WAIT_SECONDS", "0"));
@@ -60,7 +60,7 @@ pub(super) fn sweep() -> Value {
     json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
 }
 
-pub(super) fn sent(g: &TestGuard) -> Vec<Notice> {
+pub(crate) fn sent(g: &TestGuard) -> Vec<Notice> {
     g.notifier.sent.lock().unwrap().iter().map(|(_, n)| n.clone()).collect()
 }
 

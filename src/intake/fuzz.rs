@@ -13,20 +13,14 @@
 //! Failures are never persisted into the source tree.
 
 use super::*;
-use crate::actions::recording::RecordingActuator;
-use crate::config::tests::config_with;
-use crate::error::AwsFailure;
 use crate::findings::tests::story;
-use crate::handler::Guard;
-use crate::inventory::memory::MemoryInventory;
-use crate::notify::{Notice, Notifier};
+use crate::handler::tests::{guard as handler_guard, sent};
 use crate::report::Status;
-use crate::state::memory::MemoryStateStore;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::json;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// Default cases per intake property (what `make test` runs).
 const INTAKE_CASES: u32 = 500;
@@ -615,34 +609,6 @@ fn id_lists_at_and_past_the_limit() {
 
 // ---------------------------------------------------------------- through the handler
 
-/// Collects notices; never fails.
-#[derive(Default)]
-struct Inbox(Mutex<Vec<Notice>>);
-
-impl Notifier for Inbox {
-    async fn publish(&self, _topic: &crate::config::TopicArn, notice: &Notice) -> Result<String, AwsFailure> {
-        let mut sent = self.0.lock().unwrap();
-        sent.push(notice.clone());
-        Ok(format!("msg-{}", sent.len()))
-    }
-}
-
-type FuzzGuard = Guard<MemoryInventory, RecordingActuator, Inbox, MemoryStateStore>;
-
-fn fuzz_guard(env: &[(&str, &str)]) -> FuzzGuard {
-    let world = MemoryInventory::new(story());
-    let mut env = env.to_vec();
-    env.push(("WAIT_SECONDS", "0"));
-    Guard {
-        config: config_with(&env).unwrap(),
-        inventory: world.clone(),
-        actuator: RecordingActuator::new(world),
-        notifier: Inbox::default(),
-        state: MemoryStateStore::default(),
-        region: "us-east-1".into(),
-    }
-}
-
 const ENVS: &[&[(&str, &str)]] = &[
     &[],
     &[("POLICY", "recover")],
@@ -663,7 +629,7 @@ fn any_input_through_the_in_memory_handler_is_reported_and_notified_safely() {
     ];
     let mut runner = TestRunner::new(config("FUZZ_HANDLER_CASES", HANDLER_CASES));
     let result = runner.run(&(input, select(ENVS)), |(raw, env)| {
-        let guard = fuzz_guard(env);
+        let guard = handler_guard(story(), env);
         let expected = parse(&raw, &guard.config.health_event_codes);
         let report = rt.block_on(guard.handle(&raw, now()));
         let report = match report {
@@ -676,7 +642,7 @@ fn any_input_through_the_in_memory_handler_is_reported_and_notified_safely() {
             Err(_) => Status::Rejected,
         };
         prop_assert_eq!(report.status, status);
-        let sent = guard.notifier.0.lock().unwrap().clone();
+        let sent = sent(&guard);
         match status {
             Status::Ignored => prop_assert!(sent.is_empty() && guard.actuator.calls().is_empty()),
             Status::Rejected => prop_assert!(sent.len() == 1 && guard.actuator.calls().is_empty()),

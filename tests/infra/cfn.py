@@ -28,6 +28,17 @@ class CheckFailed(Exception):
     """A check found a problem; its message says which."""
 
 
+def run(main) -> None:
+    """Runs a check's main(): its return code, or 1 with one FAIL line for a CheckFailed."""
+    import sys
+
+    try:
+        sys.exit(main())
+    except CheckFailed as e:
+        print(f"FAIL {e}")
+        sys.exit(1)
+
+
 def load_template(path: pathlib.Path = TEMPLATE) -> dict:
     template, matches = decode(str(path))
     if matches or template is None:

@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from cfn import (  # noqa: E402
-    ENV_FILES, ROOT, CheckFailed, active_resources, evaluate_conditions, load_template, parameter_values,
+    run, ENV_FILES, ROOT, CheckFailed, active_resources, evaluate_conditions, load_template, parameter_values,
     read_env_file, refs_of, validate_parameters,
 )
 
@@ -283,8 +283,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except CheckFailed as e:
-        print(f"FAIL {e}")
-        sys.exit(1)
+    run(main)

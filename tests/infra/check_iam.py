@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from cfn import (  # noqa: E402
-    ROOT, CheckFailed, as_list, evaluate_conditions, load_template, parameter_values, refs_of, resolve,
+    run, ROOT, CheckFailed, as_list, evaluate_conditions, load_template, parameter_values, refs_of, resolve,
 )
 
 SRC = ROOT / "src"
@@ -303,8 +303,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except CheckFailed as e:
-        print(f"FAIL {e}")
-        sys.exit(1)
+    run(main)

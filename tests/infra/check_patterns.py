@@ -27,7 +27,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from cfn import ROOT, CheckFailed, evaluate_conditions, load_template, parameter_values, resolve  # noqa: E402
+from cfn import ROOT, CheckFailed, evaluate_conditions, load_template, parameter_values, resolve, run  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "events"
 REGION = "us-east-1"
@@ -178,8 +178,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except CheckFailed as e:
-        print(f"FAIL {e}")
-        sys.exit(1)
+    run(main)
