@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from cfn import ROOT, TEMPLATE, CheckFailed, run  # noqa: E402
+from cfn import ROOT, TEMPLATE, CheckFailed, run as run_check  # noqa: E402
 
 BIN = pathlib.Path(sys.executable).parent
 
@@ -93,4 +93,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    run(main)
+    run_check(main)
