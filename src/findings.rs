@@ -205,6 +205,18 @@ pub fn assess(snapshot: &Snapshot, announced: &[Retirement]) -> Vec<Finding> {
         match inst.state {
             InstanceState::Running | InstanceState::Pending => {
                 let blocking = snapshot.group_of(&inst.id).map(|g| g.blocking_replacement()).unwrap_or_default();
+                if inst.root_device == RootDevice::InstanceStore {
+                    // Retirement terminates it: nothing the guard can start again later.
+                    findings.push(Finding::Unrecoverable {
+                        instance: inst.id.clone(),
+                        group: group.clone(),
+                        why: format!(
+                            "instance-store root: {} terminates it at {} (its local data is lost); replace it before then",
+                            r.code,
+                            r.deadline.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "the deadline".into())
+                        ),
+                    });
+                }
                 findings.push(Finding::RetirementScheduled {
                     outlook: outlook(inst.root_device, group.is_some(), &blocking),
                     instance: inst.id.clone(),
@@ -373,6 +385,10 @@ pub(crate) mod tests {
         let r: Vec<_> = f.iter().filter(|f| f.kind() == "RetirementScheduled").collect();
         // id(1) is already stopped: the stranded finding covers it.
         assert_eq!(r.len(), 1);
+        assert!(
+            f.iter().any(|f| matches!(f, Finding::Unrecoverable { instance, why, .. } if *instance == id(3) && why.contains("instance-store"))),
+            "an instance-store root cannot be saved: {f:?}"
+        );
         match r[0] {
             Finding::RetirementScheduled { outlook, .. } => {
                 assert!(outlook.contains("terminate"), "{outlook}");

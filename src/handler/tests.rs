@@ -393,10 +393,15 @@ async fn sweep_announces_retirements_from_instance_status_events_without_a_healt
     let g = guard(s, &[]);
     let report = g.handle(&sweep(), now()).await.unwrap();
     let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind()).collect();
-    assert_eq!(kinds, ["RetirementScheduled"]);
+    assert_eq!(kinds, ["Unrecoverable", "RetirementScheduled"]);
     let n = &sent(&g)[0];
-    assert!(n.subject.contains("1 retirement scheduled in es-data"), "{}", n.subject);
-    for needle in ["instance-retirement scheduled for 2026-12-05 09:00 UTC", "InstanceStore", "AWS will terminate it"] {
+    assert!(n.subject.contains("1 instance unrecoverable"), "{}", n.subject);
+    for needle in [
+        "instance-retirement scheduled for 2026-12-05 09:00 UTC",
+        "InstanceStore",
+        "AWS will terminate it",
+        "instance-store root: instance-retirement terminates it at 2026-12-05 09:00 UTC",
+    ] {
         assert!(n.body.contains(needle), "{needle} missing from {}", n.body);
     }
 }
