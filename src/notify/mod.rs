@@ -83,18 +83,12 @@ pub fn render(input: &NoticeInput<'_>) -> Notice {
     let subject = subject(input, severity, &groups);
     let body = body(input, severity);
 
-    let mut attributes = BTreeMap::new();
-    attributes.insert("severity", AttributeValue::String(severity.as_str().into()));
+    let mut attributes = base_attributes(severity, input.region, input.account, input.environment);
     attributes.insert("finding_kinds", AttributeValue::StringArray(kinds.into_iter().collect()));
     attributes.insert("groups", AttributeValue::StringArray(groups.into_iter().collect()));
-    attributes.insert("region", AttributeValue::String(input.region.into()));
-    attributes.insert("environment", AttributeValue::String(input.environment.into()));
     attributes.insert("dry_run", AttributeValue::String(input.dry_run.to_string()));
     attributes.insert("tier", AttributeValue::String(input.tier.to_string()));
     attributes.insert("notice", AttributeValue::String("problem".into()));
-    if let Some(account) = input.account {
-        attributes.insert("account", AttributeValue::String(account.into()));
-    }
     Notice { subject, body, severity, attributes }
 }
 
@@ -134,17 +128,29 @@ pub fn render_recovered(
         [one] => clean(&one.summary, 200),
         many => format!("{} conditions resolved", many.len()),
     };
-    let mut attributes = BTreeMap::new();
-    attributes.insert("severity", AttributeValue::String(Severity::Info.as_str().into()));
+    let mut attributes = base_attributes(Severity::Info, region, account, environment);
     attributes.insert("notice", AttributeValue::String("recovered".into()));
     attributes.insert("tier", AttributeValue::String(tier.to_string()));
-    attributes.insert("region", AttributeValue::String(region.into()));
-    attributes.insert("environment", AttributeValue::String(environment.into()));
+    let subject = fit_subject(&format!("[retirement-guard] RESOLVED: {what} ({region})"));
+    Notice { subject, body, severity: Severity::Info, attributes }
+}
+
+/// The attributes every notice carries, for subscription filter policies.
+fn base_attributes(
+    severity: Severity,
+    region: &str,
+    account: Option<&str>,
+    environment: &str,
+) -> BTreeMap<&'static str, AttributeValue> {
+    let mut attributes = BTreeMap::from([
+        ("severity", AttributeValue::String(severity.as_str().into())),
+        ("region", AttributeValue::String(region.into())),
+        ("environment", AttributeValue::String(environment.into())),
+    ]);
     if let Some(account) = account {
         attributes.insert("account", AttributeValue::String(account.into()));
     }
-    let subject = fit_subject(&format!("[retirement-guard] RESOLVED: {what} ({region})"));
-    Notice { subject, body, severity: Severity::Info, attributes }
+    attributes
 }
 
 /// A notice for an event the guard recognised but could not read.
@@ -157,14 +163,8 @@ pub fn render_rejected(error: &str, region: &str, account: Option<&str>, environ
          instances it names by hand:\n  aws ec2 describe-instance-status --region {region} --include-all-instances\n",
         clean(error, 2000)
     );
-    let mut attributes = BTreeMap::new();
-    attributes.insert("severity", AttributeValue::String(Severity::Warning.as_str().into()));
+    let mut attributes = base_attributes(Severity::Warning, region, account, environment);
     attributes.insert("finding_kinds", AttributeValue::StringArray(vec!["RejectedEvent".into()]));
-    attributes.insert("region", AttributeValue::String(region.into()));
-    attributes.insert("environment", AttributeValue::String(environment.into()));
-    if let Some(account) = account {
-        attributes.insert("account", AttributeValue::String(account.into()));
-    }
     let subject = fit_subject(&format!("[retirement-guard] WARNING: event rejected: {error}"));
     Notice { subject, body, severity: Severity::Warning, attributes }
 }
