@@ -115,6 +115,8 @@ pub struct Config {
     /// Bounded wait inside one invocation for started instances to pass status checks.
     pub wait_seconds: u64,
     pub poll_seconds: u64,
+    /// A started member that has not passed its status checks this long after its start has stalled.
+    pub stall_minutes: u64,
     pub environment: String,
     /// Escalation tiers; by default one tier, NOTIFY_TOPIC_ARN at once.
     pub escalation: Escalation,
@@ -219,6 +221,7 @@ impl Config {
             health_event_codes: list("HEALTH_EVENT_CODES"),
             wait_seconds: number("WAIT_SECONDS", 60, 600)?,
             poll_seconds,
+            stall_minutes: number("STALL_MINUTES", 15, 240)?.max(1),
             environment: get("ENVIRONMENT").unwrap_or_else(|| "default".into()),
             escalation,
             state_table: get("STATE_TABLE"),

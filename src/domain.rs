@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// An EC2 instance id (`i-` followed by 8 or 17 lowercase hex digits).
@@ -165,6 +165,11 @@ impl StatusChecks {
     pub fn ok(&self) -> bool {
         self.instance == "ok" && self.system == "ok"
     }
+
+    /// A check that failed (`impaired`): it will not pass by waiting.
+    pub fn impaired(&self) -> bool {
+        self.instance == "impaired" || self.system == "impaired"
+    }
 }
 
 /// A scheduled event on an instance (DescribeInstanceStatus `Events`).
@@ -261,6 +266,37 @@ pub struct Member {
     pub health_status: String,
 }
 
+/// Tag the guard puts on a group while it is repairing it: since when, and which
+/// members it started and has not yet seen running, checked and healthy. Only those
+/// members are ever marked Healthy; a later invocation finishes the repair from it.
+pub const RECOVERING_TAG: &str = "retirement-guard:recovering";
+
+/// The value of the recovering tag: `2026-12-02T03:00:00Z i-0abc…,i-0def…`. A bare
+/// time (written by earlier versions) records no member.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Recovery {
+    pub since: String,
+    pub started: BTreeSet<InstanceId>,
+}
+
+impl Recovery {
+    /// Members one tag value can record: AWS tag values hold 256 characters, a time
+    /// takes 20 and each 19-character id one more for its separator.
+    pub const CAPACITY: usize = 11;
+
+    pub fn parse(value: &str) -> Self {
+        let mut parts = value.split_whitespace();
+        let since = parts.next().unwrap_or_default().to_owned();
+        let started = parts.flat_map(|p| p.split(',')).filter_map(InstanceId::parse).collect();
+        Self { since, started }
+    }
+
+    pub fn render(&self) -> String {
+        let ids: Vec<&str> = self.started.iter().map(InstanceId::as_str).collect();
+        format!("{} {}", self.since, ids.join(",")).trim_end().to_owned()
+    }
+}
+
 /// One Auto Scaling group.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupSnapshot {
@@ -274,6 +310,11 @@ pub struct GroupSnapshot {
 impl GroupSnapshot {
     pub fn is_suspended(&self, process: &str) -> bool {
         self.suspended.iter().any(|p| p.name == process)
+    }
+
+    /// The guard's record of its repair, when the group carries the recovering tag.
+    pub fn recovery(&self) -> Option<Recovery> {
+        self.tags.get(RECOVERING_TAG).map(|v| Recovery::parse(v))
     }
 
     /// Suspended processes that keep a stopped member from being replaced.
@@ -294,6 +335,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Running with status checks OK, and Healthy in `group` when given: nothing left to do for it.
+    pub fn ready(&self, group: Option<&GroupSnapshot>, id: &InstanceId) -> bool {
+        let running = self
+            .instances
+            .get(id)
+            .is_some_and(|i| i.state == InstanceState::Running && i.status.as_ref().is_some_and(StatusChecks::ok));
+        running && group.is_none_or(|g| g.members.iter().any(|m| &m.id == id && m.health_status == "Healthy"))
+    }
+
+    /// Booting: pending, or running without having passed its status checks.
+    pub fn booting(&self, id: &InstanceId) -> bool {
+        self.instances.get(id).is_some_and(|i| {
+            i.state == InstanceState::Pending
+                || (i.state == InstanceState::Running && !i.status.as_ref().is_some_and(StatusChecks::ok))
+        })
+    }
+
     /// The group an instance belongs to, from group membership first, then its tag.
     pub fn group_of(&self, id: &InstanceId) -> Option<&GroupSnapshot> {
         self.groups
@@ -355,6 +413,19 @@ mod tests {
         assert_eq!(p("User suspended at 2017-12-09T19:00:23Z"), Suspender::Person);
         assert_eq!(p(""), Suspender::AwsOrUnknown);
         assert_eq!(p("Administratively suspended"), Suspender::AwsOrUnknown);
+    }
+
+    #[test]
+    fn the_recovering_tag_records_the_started_members_and_fits_a_tag_value() {
+        let ids: BTreeSet<InstanceId> =
+            (0..Recovery::CAPACITY).map(|n| InstanceId::parse(&format!("i-{n:017x}")).unwrap()).collect();
+        let r = Recovery { since: "2026-12-02T03:00:00Z".into(), started: ids };
+        let text = r.render();
+        assert!(text.len() <= 256, "{} characters", text.len());
+        assert_eq!(Recovery::parse(&text), r);
+        let legacy = Recovery::parse("2026-11-28T00:00:00Z");
+        assert!(legacy.started.is_empty() && legacy.since == "2026-11-28T00:00:00Z");
+        assert_eq!(Recovery::parse("").render(), "");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! state store (a conditional write per claim); this module only decides.
 
 use crate::config::TopicArn;
+use crate::domain::AsgName;
 use crate::findings::{Finding, Severity};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,18 @@ pub enum ConditionKind {
     Unrecoverable,
     /// Suspended processes but nothing stranded: notified once, never escalated.
     SuspendedGroup,
+    /// A member the guard started does not pass its checks: the group stays suspended.
+    StalledRecovery,
+    /// An announced retirement the guard cannot inspect: notified once, never
+    /// escalated, and never "resolved" (nothing the guard sees can clear it).
+    NotInspected,
+}
+
+impl ConditionKind {
+    /// Kinds that are told once and then forgotten, never escalated or resolved.
+    pub fn one_shot(self) -> bool {
+        matches!(self, Self::SuspendedGroup | Self::NotInspected)
+    }
 }
 
 /// An open problem, identified across invocations by its `key`.
@@ -128,23 +141,38 @@ impl Condition {
             ConditionKind::Retirement => format!("retirement scheduled for {}", self.subject),
             ConditionKind::Unrecoverable => format!("{} cannot be recovered", self.subject),
             ConditionKind::SuspendedGroup => format!("processes suspended in group {}", self.subject),
+            ConditionKind::StalledRecovery => format!("recovery of group {} stalled", self.subject),
+            ConditionKind::NotInspected => format!("retirement announced for {}, not inspected", self.subject),
         };
         what.chars().filter(|c| !c.is_control()).take(300).collect()
     }
 }
 
-/// The open conditions in a list of findings, in key order.
+/// The open conditions in a list of findings, in key order. A group the guard is
+/// repairing stays one stranded-group condition until its repair is finished.
 pub fn conditions(findings: &[&Finding]) -> Vec<Condition> {
     let mut open: BTreeMap<String, Condition> = BTreeMap::new();
+    let repairing: Vec<&AsgName> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::RecoveryInProgress { group, .. } => Some(group),
+            _ => None,
+        })
+        .collect();
     for f in findings {
         let (kind, subject, since) = match f {
             Finding::StrandedInstance { group, since, .. } => (ConditionKind::StrandedGroup, group.to_string(), *since),
+            Finding::RecoveryInProgress { group, since, .. } => {
+                (ConditionKind::StrandedGroup, group.to_string(), *since)
+            }
+            Finding::RecoveryStalled { group, .. } => (ConditionKind::StalledRecovery, group.to_string(), None),
+            Finding::NotInspected { subject, .. } => (ConditionKind::NotInspected, subject.clone(), None),
             Finding::StoppedStandalone { instance, since, .. } => {
                 (ConditionKind::StoppedStandalone, instance.to_string(), *since)
             }
             Finding::RetirementScheduled { instance, .. } => (ConditionKind::Retirement, instance.to_string(), None),
             Finding::Unrecoverable { instance, .. } => (ConditionKind::Unrecoverable, instance.to_string(), None),
-            Finding::SuspendedProcesses { group, stranded: 0, .. } => {
+            Finding::SuspendedProcesses { group, stranded: 0, .. } if !repairing.contains(&group) => {
                 (ConditionKind::SuspendedGroup, group.to_string(), None)
             }
             // Suspended processes of a group with stranded instances belong to the stranded condition.
@@ -183,6 +211,8 @@ pub fn key_of(kind: ConditionKind, subject: &str) -> String {
         ConditionKind::Retirement => "retirement",
         ConditionKind::Unrecoverable => "unrecoverable",
         ConditionKind::SuspendedGroup => "suspended",
+        ConditionKind::StalledRecovery => "stalled",
+        ConditionKind::NotInspected => "not_inspected",
     };
     format!("{kind}:{subject}")
 }
@@ -211,6 +241,16 @@ impl Record {
     }
 }
 
+/// Conditions that no later state clears (announcements the guard cannot inspect).
+pub fn never_resolves(key: &str) -> bool {
+    key.starts_with(&key_of(ConditionKind::NotInspected, ""))
+}
+
+/// How long such a condition is remembered, so that repeated deliveries stay quiet.
+pub fn forget_after() -> Duration {
+    Duration::days(30)
+}
+
 /// How long a tombstone keeps other invocations from re-reporting a repair.
 pub fn tombstone_grace() -> Duration {
     Duration::minutes(15)
@@ -237,11 +277,7 @@ pub fn decide(condition: &Condition, record: Option<&Record>, esc: &Escalation, 
         first_seen = first_seen.min(since);
     }
     let age = (now - first_seen).max(Duration::zero());
-    let due = if condition.kind == ConditionKind::SuspendedGroup {
-        0
-    } else {
-        esc.tiers.iter().rposition(|t| age >= t.after).unwrap_or(0)
-    };
+    let due = if condition.kind.one_shot() { 0 } else { esc.tiers.iter().rposition(|t| age >= t.after).unwrap_or(0) };
     let done = record.map(|r| r.tier.min(esc.tiers.len() - 1));
     let tiers: Vec<usize> = match done {
         None => (0..=due).collect(),
@@ -249,7 +285,7 @@ pub fn decide(condition: &Condition, record: Option<&Record>, esc: &Escalation, 
     };
     let last = esc.tiers.len() - 1;
     let repeat = tiers.is_empty()
-        && condition.kind != ConditionKind::SuspendedGroup
+        && !condition.kind.one_shot()
         && done == Some(last)
         && due == last
         && esc.repeat.zip(record).is_some_and(|(every, r)| now - r.last_notified >= every);

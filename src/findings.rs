@@ -1,8 +1,11 @@
 //! Findings stage (pure): a `Snapshot` of AWS state, plus the retirements an
 //! AWS Health event announced, → the list of problems worth telling a human.
 
-use crate::domain::{AsgName, InstanceId, InstanceState, RootDevice, Snapshot, StopCause, Suspender};
-use chrono::{DateTime, Utc};
+use crate::domain::{
+    AsgName, GroupSnapshot, InstanceId, InstanceState, RootDevice, Snapshot, StatusChecks, StopCause, Suspender,
+};
+use crate::intake::HealthEvent;
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 /// How loud a finding is.
@@ -75,6 +78,19 @@ pub enum Finding {
     StoppedStandalone { instance: InstanceId, cause: StopCause, since: Option<DateTime<Utc>> },
     /// An instance that cannot be brought back by starting it.
     Unrecoverable { instance: InstanceId, group: Option<AsgName>, why: String },
+    /// A group the guard is repairing (its recovering tag) whose repair is not finished.
+    RecoveryInProgress { group: AsgName, since: Option<DateTime<Utc>>, waiting_for: Vec<String> },
+    /// A member the guard started that does not pass its status checks: the group stays suspended.
+    RecoveryStalled { group: AsgName, instance: InstanceId, why: String },
+    /// An announced retirement the guard cannot look at (another account, not found,
+    /// or an entity that is not an instance): told as it was announced.
+    NotInspected {
+        subject: String,
+        account: Option<String>,
+        code: String,
+        deadline: Option<DateTime<Utc>>,
+        why: String,
+    },
 }
 
 impl Finding {
@@ -85,15 +101,21 @@ impl Finding {
             Self::SuspendedProcesses { .. } => "SuspendedProcesses",
             Self::StoppedStandalone { .. } => "StoppedStandalone",
             Self::Unrecoverable { .. } => "Unrecoverable",
+            Self::RecoveryInProgress { .. } => "RecoveryInProgress",
+            Self::RecoveryStalled { .. } => "RecoveryStalled",
+            Self::NotInspected { .. } => "NotInspected",
         }
     }
 
     pub fn severity(&self) -> Severity {
         match self {
-            Self::StrandedInstance { .. } | Self::StoppedStandalone { .. } | Self::Unrecoverable { .. } => {
-                Severity::Critical
+            Self::StrandedInstance { .. }
+            | Self::StoppedStandalone { .. }
+            | Self::Unrecoverable { .. }
+            | Self::RecoveryStalled { .. } => Severity::Critical,
+            Self::RetirementScheduled { .. } | Self::RecoveryInProgress { .. } | Self::NotInspected { .. } => {
+                Severity::Warning
             }
-            Self::RetirementScheduled { .. } => Severity::Warning,
             Self::SuspendedProcesses { stranded, .. } if *stranded > 0 => Severity::Warning,
             Self::SuspendedProcesses { .. } => Severity::Info,
         }
@@ -102,8 +124,11 @@ impl Finding {
     pub fn group(&self) -> Option<&AsgName> {
         match self {
             Self::RetirementScheduled { group, .. } | Self::Unrecoverable { group, .. } => group.as_ref(),
-            Self::StrandedInstance { group, .. } | Self::SuspendedProcesses { group, .. } => Some(group),
-            Self::StoppedStandalone { .. } => None,
+            Self::StrandedInstance { group, .. }
+            | Self::SuspendedProcesses { group, .. }
+            | Self::RecoveryInProgress { group, .. }
+            | Self::RecoveryStalled { group, .. } => Some(group),
+            Self::StoppedStandalone { .. } | Self::NotInspected { .. } => None,
         }
     }
 
@@ -112,18 +137,26 @@ impl Finding {
             Self::RetirementScheduled { instance, .. }
             | Self::StrandedInstance { instance, .. }
             | Self::StoppedStandalone { instance, .. }
-            | Self::Unrecoverable { instance, .. } => Some(instance),
-            Self::SuspendedProcesses { .. } => None,
+            | Self::Unrecoverable { instance, .. }
+            | Self::RecoveryStalled { instance, .. } => Some(instance),
+            Self::SuspendedProcesses { .. } | Self::RecoveryInProgress { .. } | Self::NotInspected { .. } => None,
         }
     }
 }
 
-/// Assesses a snapshot. `announced` are retirements named by the triggering
-/// event; scheduled events found on the instances themselves are added.
-pub fn assess(snapshot: &Snapshot, announced: &[Retirement]) -> Vec<Finding> {
+/// Assesses a snapshot at `now`. `announced` are retirements named by the triggering
+/// event; scheduled events found on the instances themselves are added. A member the
+/// guard started that has not passed its checks `stall_after` its start has stalled.
+pub fn assess(
+    snapshot: &Snapshot,
+    announced: &[Retirement],
+    now: DateTime<Utc>,
+    stall_after: Duration,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
 
     for group in snapshot.groups.values() {
+        findings.extend(recovery(snapshot, group, now, stall_after));
         let blocking = group.blocking_replacement();
         let mut stranded = 0;
         if !blocking.is_empty() {
@@ -241,6 +274,66 @@ pub fn assess(snapshot: &Snapshot, announced: &[Retirement]) -> Vec<Finding> {
     findings
 }
 
+/// The repair the guard recorded on a group, while it is not finished: a
+/// `RecoveryInProgress`, plus a `RecoveryStalled` per started member that fails its
+/// checks or has not passed them `stall_after` its start.
+fn recovery(snapshot: &Snapshot, group: &GroupSnapshot, now: DateTime<Utc>, stall_after: Duration) -> Vec<Finding> {
+    let Some(record) = group.recovery() else { return vec![] };
+    let mut out = Vec::new();
+    let mut waiting_for = Vec::new();
+    for id in record.started.iter().filter(|id| group.members.iter().any(|m| &m.id == *id)) {
+        let Some(inst) = snapshot.instances.get(id) else { continue };
+        if snapshot.ready(Some(group), id) {
+            continue;
+        }
+        let checks = inst.status.as_ref().map(|s| format!(", status checks {}/{}", s.instance, s.system));
+        waiting_for.push(format!("{id} is {}{}", inst.state, checks.unwrap_or_default()));
+        let started = inst.launched_at.map(|t| format!(" (started {})", t.format("%Y-%m-%d %H:%M UTC")));
+        let why = if inst.status.as_ref().is_some_and(StatusChecks::impaired) {
+            Some("its status checks failed (impaired)".to_owned())
+        } else if snapshot.booting(id) && inst.launched_at.is_some_and(|t| now - t >= stall_after) {
+            Some(format!("not passing its status checks {} min after its start", stall_after.num_minutes()))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let why = format!("{why}{}", started.unwrap_or_default());
+            out.push(Finding::RecoveryStalled { group: group.name.clone(), instance: id.clone(), why });
+        }
+    }
+    if !waiting_for.is_empty() || !group.suspended.is_empty() {
+        let since = DateTime::parse_from_rfc3339(&record.since).ok().map(|t| t.with_timezone(&Utc));
+        out.insert(0, Finding::RecoveryInProgress { group: group.name.clone(), since, waiting_for });
+    }
+    out
+}
+
+/// Announced retirements the guard cannot inspect, told as announced: entities that
+/// are no instance, instances in another account, instances not found here.
+pub fn not_inspected(health: &HealthEvent, gone: &[InstanceId], own_account: &str) -> Vec<Finding> {
+    let announced = |subject: String, account: Option<String>, why: String| Finding::NotInspected {
+        subject,
+        account,
+        code: health.type_code.clone(),
+        deadline: health.deadline,
+        why,
+    };
+    let mut out: Vec<Finding> = health
+        .unreadable
+        .iter()
+        .map(|e| announced(e.clone(), None, "the entity is not an EC2 instance id or instance ARN".into()))
+        .collect();
+    for (id, account) in &health.elsewhere {
+        let why = format!("in account {account}; this guard reads and repairs account {own_account} only");
+        out.push(announced(id.to_string(), Some(account.clone()), why));
+    }
+    for id in gone.iter().filter(|id| health.instances.contains(id)) {
+        let why = format!("not found in account {own_account} (terminated, or in another account or region)");
+        out.push(announced(id.to_string(), Some(own_account.to_owned()), why));
+    }
+    out
+}
+
 fn outlook(root: RootDevice, in_group: bool, blocking: &[String]) -> String {
     let fate = match root {
         RootDevice::InstanceStore => "AWS will terminate it (instance-store root: its local data is lost)",
@@ -261,6 +354,16 @@ pub(crate) mod tests {
     use super::*;
     use crate::domain::*;
     use std::collections::BTreeMap;
+
+    /// The clock of the pure tests.
+    pub fn now() -> DateTime<Utc> {
+        "2026-11-28T12:00:00Z".parse().unwrap()
+    }
+
+    /// Findings at `now()`, with the default stall limit (15 minutes).
+    pub fn found(s: &Snapshot, announced: &[Retirement]) -> Vec<Finding> {
+        assess(s, announced, now(), Duration::minutes(15))
+    }
 
     pub fn id(n: u32) -> InstanceId {
         InstanceId::parse(&format!("i-{n:017x}")).unwrap()
@@ -319,7 +422,7 @@ pub(crate) mod tests {
 
     #[test]
     fn stopped_instance_in_suspended_group_is_stranded() {
-        let f = assess(&story(), &[]);
+        let f = found(&story(), &[]);
         let stranded: Vec<_> = f.iter().filter(|f| f.kind() == "StrandedInstance").collect();
         assert_eq!(stranded.len(), 2);
         match stranded[0] {
@@ -339,7 +442,7 @@ pub(crate) mod tests {
         let mut s = story();
         s.groups.values_mut().next().unwrap().suspended =
             vec![SuspendedProcess { name: "AZRebalance".into(), reason: "".into() }];
-        let f = assess(&s, &[]);
+        let f = found(&s, &[]);
         assert!(!f.iter().any(|f| f.kind() == "StrandedInstance"));
         assert!(matches!(f.as_slice(), [Finding::SuspendedProcesses { stranded: 0, .. }]));
         assert_eq!(f[0].severity(), Severity::Info);
@@ -351,7 +454,7 @@ pub(crate) mod tests {
         for inst in s.instances.values_mut() {
             inst.state = InstanceState::Running;
         }
-        let f = assess(&s, &[]);
+        let f = found(&s, &[]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity(), Severity::Info);
     }
@@ -365,7 +468,7 @@ pub(crate) mod tests {
         ] {
             s.instances.insert(inst.id.clone(), inst);
         }
-        let f = assess(&s, &[]);
+        let f = found(&s, &[]);
         assert_eq!(f.len(), 1);
         assert!(matches!(&f[0], Finding::StoppedStandalone { instance, .. } if *instance == id(7)));
     }
@@ -381,7 +484,7 @@ pub(crate) mod tests {
             source: "health",
             announced_at: None,
         });
-        let f = assess(&s, &ann);
+        let f = found(&s, &ann);
         let r: Vec<_> = f.iter().filter(|f| f.kind() == "RetirementScheduled").collect();
         // id(1) is already stopped: the stranded finding covers it.
         assert_eq!(r.len(), 1);
@@ -410,7 +513,7 @@ pub(crate) mod tests {
             source: "health",
             announced_at: t(at),
         };
-        let count = |a: Retirement| assess(&s, &[a]).iter().filter(|f| f.kind() == "RetirementScheduled").count();
+        let count = |a: Retirement| found(&s, &[a]).iter().filter(|f| f.kind() == "RetirementScheduled").count();
         assert_eq!(count(announced("2026-11-28T11:00:00Z")), 0, "restarted since: new hardware");
         assert_eq!(count(announced("2026-11-28T13:00:00Z")), 1, "announced after the last start");
     }
@@ -422,7 +525,7 @@ pub(crate) mod tests {
             ScheduledEvent { code: "system-reboot".into(), description: "[Completed] done".into(), not_before: None },
             ScheduledEvent { code: "instance-retirement".into(), description: "retiring".into(), not_before: None },
         ];
-        let f = assess(&s, &[]);
+        let f = found(&s, &[]);
         let r: Vec<_> = f
             .iter()
             .filter_map(|f| match f {
@@ -440,6 +543,52 @@ pub(crate) mod tests {
         s.instances.insert(inst.id.clone(), inst);
         let ann =
             [Retirement { instance: id(9), code: "X".into(), deadline: None, source: "health", announced_at: None }];
-        assert!(matches!(assess(&s, &ann).as_slice(), [Finding::Unrecoverable { .. }]));
+        assert!(matches!(found(&s, &ann).as_slice(), [Finding::Unrecoverable { .. }]));
+    }
+
+    fn recovering(started: &[u32]) -> Snapshot {
+        let mut s = story();
+        let ids: Vec<String> = started.iter().map(|n| id(*n).to_string()).collect();
+        let g = s.groups.values_mut().next().unwrap();
+        g.tags.insert(RECOVERING_TAG.into(), format!("2026-11-28T11:00:00Z {}", ids.join(",")));
+        for n in started {
+            let i = s.instances.get_mut(&id(*n)).unwrap();
+            i.state = InstanceState::Running;
+            i.status = Some(StatusChecks { instance: "initializing".into(), system: "ok".into() });
+            i.launched_at = Some(now() - Duration::minutes(5));
+        }
+        s
+    }
+
+    #[test]
+    fn a_repair_under_way_is_in_progress_and_a_member_failing_its_checks_stalls_it() {
+        let s = recovering(&[1, 2]);
+        let f = found(&s, &[]);
+        assert!(matches!(&f[0], Finding::RecoveryInProgress { waiting_for, .. } if waiting_for.len() == 2), "{f:?}");
+        assert!(!f.iter().any(|f| f.kind() == "RecoveryStalled"), "5 minutes of initializing is normal");
+
+        let mut s = recovering(&[1, 2]);
+        s.instances.get_mut(&id(1)).unwrap().status.as_mut().unwrap().instance = "impaired".into();
+        s.instances.get_mut(&id(2)).unwrap().launched_at = Some(now() - Duration::minutes(20));
+        let stalled: Vec<String> = found(&s, &[])
+            .into_iter()
+            .filter_map(|f| match f {
+                Finding::RecoveryStalled { instance, why, .. } => Some(format!("{instance}: {why}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stalled.len(), 2, "impaired, and still initializing 20 minutes after the start: {stalled:?}");
+        assert!(stalled[0].contains("impaired") && stalled[1].contains("15 min after its start"), "{stalled:?}");
+    }
+
+    #[test]
+    fn a_finished_repair_is_no_longer_in_progress() {
+        let mut s = recovering(&[1, 2]);
+        for n in [1, 2] {
+            s.instances.get_mut(&id(n)).unwrap().status =
+                Some(StatusChecks { instance: "ok".into(), system: "ok".into() });
+        }
+        s.groups.values_mut().next().unwrap().suspended.clear();
+        assert!(found(&s, &[]).is_empty());
     }
 }

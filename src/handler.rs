@@ -1,22 +1,24 @@
-//! Orchestration only: intake → (inventory → findings → policy → actions) in
-//! bounded rounds → notify → report. Each round reads the current AWS state, so
-//! a round after successful writes continues the repair (start, then mark healthy,
-//! then resume) inside one invocation; what is left waits for the next event or sweep.
+//! Orchestration only: the verdict on the event → repair rounds (inventory →
+//! findings → policy → actions, each round reading the current AWS state, so a round
+//! after successful writes continues the repair: start, mark healthy, resume) → the
+//! finish (notices, report). Rounds end when nothing more can be done now, at the
+//! wait budget, or at the invocation's deadline minus a reserve for the notices; a
+//! read failure after writes ends them too, and the notice of what was done is sent
+//! before the invocation fails for a retry. What is left waits for the next event or sweep.
 
-use crate::actions::{self, Actuator};
+use crate::actions::{self, Actuator, Outcome};
 use crate::config::Config;
-use crate::domain::AsgName;
-use crate::error::HandlerError;
+use crate::domain::Snapshot;
+use crate::error::{AwsFailure, HandlerError};
 use crate::findings::{self, Finding, Retirement};
-use crate::intake::{self, Parsed, Trigger};
+use crate::intake::{self, Intake, Parsed, Trigger};
 use crate::inventory::{self, Inventory};
 use crate::notify::{self, Notifier};
-use crate::policy::{self, Action};
+use crate::policy::{self, Action, Plan, Progress, Skip};
 use crate::report::{PlanReport, Report, Status};
 use crate::state::StateStore;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Hard bound on rounds in one invocation, whatever the wait budget.
@@ -33,122 +35,272 @@ pub struct Guard<I, A, N, S> {
     pub region: String,
 }
 
+/// When the rounds of one invocation must stop.
+struct Budget {
+    started: Instant,
+    /// Waiting for instances to settle ends here (WAIT_SECONDS).
+    wait_until: Instant,
+    /// No new round starts after this: the deadline minus the notices' reserve and one round.
+    last_round: Option<Instant>,
+}
+
+impl Budget {
+    fn new(config: &Config, deadline: Option<Instant>) -> Self {
+        let started = Instant::now();
+        let call = Duration::from_secs(config.sdk.operation_timeout_seconds);
+        // Notices: a few publishes and state writes, each bounded by the call timeout;
+        // a round: its reads and then its writes, each phase bounded the same way.
+        let reserve = call * 2 + call * 2;
+        let last_round = deadline.map(|d| d.checked_sub(reserve).unwrap_or(started));
+        let wait_until = started + Duration::from_secs(config.wait_seconds);
+        Self { started, wait_until: last_round.map_or(wait_until, |l| l.min(wait_until)), last_round }
+    }
+
+    fn may_start_round(&self) -> bool {
+        self.last_round.is_none_or(|l| Instant::now() < l)
+    }
+
+    fn may_wait(&self) -> Option<Duration> {
+        let left = self.wait_until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+}
+
+/// What the rounds saw and left.
+#[derive(Default)]
+struct Rounds {
+    first_findings: Vec<Finding>,
+    first_plan: Plan,
+    findings: Vec<Finding>,
+    plan: Plan,
+    snapshot: Snapshot,
+    /// Why the rounds ended before the repair could go on, when they did.
+    cut_short: Option<String>,
+    /// A read that failed after writes: the invocation fails once the notice is out.
+    read_failure: Option<AwsFailure>,
+}
+
 impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
-    /// Handles one raw event. `Err` only for failures worth a Lambda retry
-    /// (reading AWS state, publishing the notice); everything else is in the report.
+    /// Handles one raw event without a deadline of its own (tests, tools).
     pub async fn handle(&self, raw: &Value, now: DateTime<Utc>) -> Result<Report, HandlerError> {
+        self.handle_until(raw, now, None).await
+    }
+
+    /// Handles one raw event; rounds stop in time for the notices before `deadline`.
+    /// `Err` only for failures worth a Lambda retry (reading AWS state, publishing the
+    /// notice); everything else is in the report.
+    pub async fn handle_until(
+        &self,
+        raw: &Value,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+    ) -> Result<Report, HandlerError> {
+        let intake = match self.verdict(raw).await? {
+            Ok(intake) => intake,
+            Err(report) => return Ok(report),
+        };
+        let dry_run = self.config.dry_run || intake.dry_run_requested();
+        let mut report = Report::new(Status::Handled, self.config.mode, dry_run);
+        let budget = Budget::new(&self.config, deadline);
+        let rounds = self.rounds(&intake, dry_run, now, &budget, &mut report).await.map_err(HandlerError::Inventory)?;
+        let failure = rounds.read_failure.clone();
+        self.finish(intake, rounds, dry_run, now, &mut report).await?;
+        match failure {
+            Some(e) => Err(HandlerError::Inventory(e)),
+            None => Ok(report),
+        }
+    }
+
+    /// The intake's verdict: a recognised event, or the report of an ignored or
+    /// rejected one (a rejected one is notified).
+    async fn verdict(&self, raw: &Value) -> Result<Result<Intake, Report>, HandlerError> {
         let config = &self.config;
-        let parsed = intake::parse(raw, &config.health_event_codes);
-        let intake = match parsed {
-            Ok(Parsed::Handled(intake)) => *intake,
+        match intake::parse(raw, &config.health_event_codes) {
+            Ok(Parsed::Handled(intake)) => Ok(Ok(*intake)),
             Ok(Parsed::Ignored { reason }) => {
                 tracing::info!(%reason, "event ignored");
                 let mut report = Report::new(Status::Ignored, config.mode, config.dry_run);
                 report.reason = Some(reason);
                 report.log_summary();
-                return Ok(report);
+                Ok(Err(report))
             }
             Err(e) => {
                 let reason = e.to_string();
                 tracing::error!(error = %reason, "event rejected");
-                let account = raw
-                    .get("account")
-                    .and_then(Value::as_str)
-                    .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
-                let notice = notify::render_rejected(
-                    &reason,
-                    &self.region,
-                    account.or(Some(config.topic.account())),
-                    &config.environment,
-                );
+                let account = intake::account_id(raw.get("account").and_then(Value::as_str));
+                let account = account.as_deref().or(Some(config.topic.account()));
+                let notice = notify::render_rejected(&reason, &self.region, account, &config.environment);
                 let mut report = Report::new(Status::Rejected, config.mode, config.dry_run);
                 report.reason = Some(reason);
                 report.notifications.push(self.publish(&config.topic, &notice, "rejected", 0).await?);
                 report.log_summary();
-                return Ok(report);
+                Ok(Err(report))
             }
-        };
+        }
+    }
 
-        let dry_run = config.dry_run || intake.dry_run_requested();
-        let mut announced: Vec<Retirement> = match &intake.trigger {
-            Trigger::Health(h) => h
-                .instances
-                .iter()
-                .map(|i| Retirement {
-                    instance: i.clone(),
-                    code: h.type_code.clone(),
-                    deadline: h.deadline,
-                    source: "health",
-                    announced_at: h.announced_at,
-                })
-                .collect(),
-            _ => vec![],
-        };
-        let mut report = Report::new(Status::Handled, config.mode, dry_run);
-        let started = Instant::now();
-        let budget = Duration::from_secs(config.wait_seconds);
-        let mut first: Option<(Vec<Finding>, policy::Plan)> = None;
+    /// The account the guard acts in: the event's receiving account, else the topic's.
+    fn own_account<'a>(&'a self, intake: &'a Intake) -> &'a str {
+        intake.account.as_deref().unwrap_or(self.config.topic.account())
+    }
+
+    /// Findings of one snapshot, with the announcements the guard could not inspect.
+    fn assess(
+        &self,
+        intake: &Intake,
+        snapshot: &Snapshot,
+        announced: &[Retirement],
+        now: DateTime<Utc>,
+    ) -> Vec<Finding> {
+        let stall_after = chrono::Duration::minutes(self.config.stall_minutes as i64);
+        let mut found = findings::assess(snapshot, announced, now, stall_after);
+        if let Trigger::Health(h) = &intake.trigger {
+            found.extend(findings::not_inspected(h, &snapshot.gone_instances, self.own_account(intake)));
+        }
+        found
+    }
+
+    /// Read → assess → plan → act, while writes make progress or started instances
+    /// settle, within the budget. `Err` only when the first read fails (nothing done).
+    async fn rounds(
+        &self,
+        intake: &Intake,
+        dry_run: bool,
+        now: DateTime<Utc>,
+        budget: &Budget,
+        report: &mut Report,
+    ) -> Result<Rounds, AwsFailure> {
+        let config = &self.config;
+        let mut announced = announced(&intake.trigger);
+        let mut progress = Progress::default();
         let mut made_progress = false;
-        let (mut last_findings, mut last_plan, mut last_snapshot);
+        let mut r = Rounds::default();
         loop {
-            report.rounds += 1;
-            let snapshot = inventory::collect(&self.inventory, &intake.scope).await.map_err(HandlerError::Inventory)?;
-            last_findings = findings::assess(&snapshot, &announced);
-            let started_here: BTreeSet<AsgName> = report
-                .outcomes
-                .iter()
-                .filter(|o| o.is_done())
-                .filter_map(|o| match &o.action {
-                    Action::StartInstance { group: Some(g), .. } => Some(g.clone()),
-                    _ => None,
-                })
-                .collect();
-            last_plan = policy::plan(&last_findings, &snapshot, config, &started_here);
-            last_snapshot = snapshot;
-            skip_failed(&mut last_plan, &report.outcomes);
-            if first.is_none() {
-                report.gone_instances = last_snapshot.gone_instances.clone();
-                report.gone_groups = last_snapshot.gone_groups.clone();
-                first = Some((last_findings.clone(), last_plan.clone()));
-            }
-            let out_of_time = started.elapsed() >= budget || report.rounds >= MAX_ROUNDS;
-            if last_plan.steps.is_empty() {
-                // Nothing to do now: wait only if earlier writes are still settling.
-                if !(made_progress && last_plan.is_waiting()) || out_of_time || dry_run {
-                    break;
+            let snapshot = match inventory::collect(&self.inventory, &intake.scope).await {
+                Ok(s) => s,
+                // A later round follows only writes: say what was done before failing for the retry.
+                Err(e) if report.rounds > 0 => {
+                    r.cut_short = Some(format!(
+                        "reading AWS state failed after the writes above ({e}); the invocation fails so that Lambda retries it"
+                    ));
+                    r.read_failure = Some(e);
+                    return Ok(r);
                 }
-                tokio::time::sleep(
-                    Duration::from_secs(config.poll_seconds).min(budget.saturating_sub(started.elapsed())),
-                )
-                .await;
-                continue;
+                Err(e) => return Err(e),
+            };
+            report.rounds += 1;
+            let found = self.assess(intake, &snapshot, &announced, now);
+            let mut plan = policy::plan(&found, &snapshot, config, &progress);
+            if report.rounds == 1 {
+                report.gone_instances = snapshot.gone_instances.clone();
+                report.gone_groups = snapshot.gone_groups.clone();
+                (r.first_findings, r.first_plan) = (found.clone(), plan.clone());
             }
-            let outcomes = actions::execute(&last_plan, &self.actuator, dry_run, now).await;
+            if plan.steps.is_empty() {
+                let wait = budget.may_wait().filter(|_| made_progress && plan.is_waiting() && !dry_run);
+                (r.findings, r.plan, r.snapshot) = (found, plan, snapshot);
+                match wait {
+                    Some(left) if report.rounds < MAX_ROUNDS && budget.may_start_round() => {
+                        tokio::time::sleep(Duration::from_secs(config.poll_seconds).min(left)).await;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            if !budget.may_start_round() {
+                r.cut_short = Some(format!(
+                    "the invocation's deadline is near ({} s in; time is kept for the notices): the steps below were not started, the next invocation continues",
+                    budget.started.elapsed().as_secs()
+                ));
+                postpone(&mut plan);
+                (r.findings, r.plan, r.snapshot) = (found, plan, snapshot);
+                break;
+            }
+            if dry_run {
+                let steps = self.project(intake, &snapshot, &announced, &plan, &mut progress, now);
+                report.outcomes.extend(
+                    steps.iter().map(|s| Outcome { action: s.action.clone(), status: actions::Status::DryRun }),
+                );
+                report.plan.steps.extend(steps);
+                (r.findings, r.plan, r.snapshot) = (found, plan, snapshot);
+                break;
+            }
+            let outcomes = actions::execute(&plan, &self.actuator, false, now).await;
             // Progress is a change to an instance or group, not the bookkeeping tag: after
             // starts that all failed there is nothing to wait for.
             let progressed = outcomes.iter().any(|o| {
                 o.is_done() && !matches!(o.action, Action::MarkRecovering { .. } | Action::ClearRecovering { .. })
             });
             made_progress |= progressed;
+            learn(&mut progress, &outcomes);
             // A stop and start moves an instance to new hardware: its announced retirement no longer applies.
-            announced.retain(|r| {
-                !outcomes.iter().any(|o| {
-                    o.is_done()
-                        && matches!(&o.action, Action::StartInstance { instance, .. } if *instance == r.instance)
-                })
-            });
-            report.plan.steps.extend(last_plan.steps.iter().cloned());
+            announced.retain(|a| !progress.started.iter().any(|(id, _)| *id == a.instance));
+            report.plan.steps.extend(plan.steps.iter().cloned());
             report.outcomes.extend(outcomes);
+            (r.findings, r.plan, r.snapshot) = (found, plan, snapshot);
             // Re-reading at once after progress is cheap; only waiting is bounded by the budget.
-            if dry_run || !progressed || report.rounds >= MAX_ROUNDS {
+            if !progressed || report.rounds >= MAX_ROUNDS {
                 break;
             }
         }
-        let (first_findings, first_plan) = first.unwrap_or_default();
-        let visible: Vec<&Finding> = first_plan.visible(&first_findings);
-        let remaining: Vec<&Finding> = last_plan.visible(&last_findings);
-        report.plan = PlanReport { steps: std::mem::take(&mut report.plan.steps), skipped: last_plan.skipped.clone() };
-        report.ignored_targets = first_plan.ignored.clone();
+        Ok(r)
+    }
+
+    /// A dry run's whole plan: this round's steps, then those that would follow if they
+    /// succeeded and AWS state moved on as expected, each marked with the steps it
+    /// waits for. Nothing is written; the bounds hold over the projected rounds too.
+    fn project(
+        &self,
+        intake: &Intake,
+        snapshot: &Snapshot,
+        announced: &[Retirement],
+        plan: &Plan,
+        progress: &mut Progress,
+        now: DateTime<Utc>,
+    ) -> Vec<policy::Step> {
+        let mut steps = plan.steps.clone();
+        let mut view = snapshot.clone();
+        let mut last = plan.steps.clone();
+        for _ in 1..MAX_ROUNDS {
+            let dry: Vec<Outcome> =
+                last.iter().map(|s| Outcome { action: s.action.clone(), status: actions::Status::DryRun }).collect();
+            learn(progress, &dry);
+            view = actions::assume_done(&view, &last, now);
+            let found = self.assess(intake, &view, announced, now);
+            let mut next = policy::plan(&found, &view, &self.config, progress).steps;
+            if next.is_empty() {
+                break;
+            }
+            let names: Vec<String> =
+                last.iter().map(|s| format!("{} {}", s.action.name(), s.action.target())).collect();
+            let after = format!(
+                "only if the steps before succeed ({}) and the started instances run with status checks OK",
+                names.join(", ")
+            );
+            for s in &mut next {
+                s.after = Some(after.clone());
+            }
+            steps.extend(next.iter().cloned());
+            last = next;
+        }
+        steps
+    }
+
+    /// Notices and the report, from what the rounds saw and did.
+    async fn finish(
+        &self,
+        intake: Intake,
+        rounds: Rounds,
+        dry_run: bool,
+        now: DateTime<Utc>,
+        report: &mut Report,
+    ) -> Result<(), HandlerError> {
+        let visible: Vec<&Finding> = rounds.first_plan.visible(&rounds.first_findings);
+        let remaining: Vec<&Finding> = rounds.plan.visible(&rounds.findings);
+        report.plan =
+            PlanReport { steps: std::mem::take(&mut report.plan.steps), skipped: rounds.plan.skipped.clone() };
+        report.ignored_targets = rounds.first_plan.ignored.clone();
+        report.cut_short = rounds.cut_short.clone();
 
         let account = match &intake.trigger {
             Trigger::Health(h) => h.affected_account.as_deref().or(intake.account.as_deref()),
@@ -160,39 +312,67 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             visible: &visible,
             remaining: &remaining,
             outcomes: &outcomes,
-            pending: &last_plan.skipped,
-            snapshot: &last_snapshot,
+            pending: &rounds.plan.skipped,
+            snapshot: &rounds.snapshot,
             sweep: intake.scope == crate::intake::Scope::Sweep,
             dry_run,
-            account: account.or(Some(config.topic.account())),
+            account: account.or(Some(self.config.topic.account())),
             trigger: &trigger,
+            cut_short: rounds.cut_short.as_deref(),
             now,
         };
-        self.send_notices(&seen, &mut report).await?;
+        self.send_notices(&seen, report).await?;
         report.outcomes = outcomes;
         report.findings = visible.into_iter().cloned().collect();
         report.remaining = remaining.into_iter().cloned().collect();
         report.trigger = Some(intake.trigger);
         report.scope = Some(intake.scope);
         report.log_summary();
-        Ok(report)
+        Ok(())
     }
 }
 
-/// A step that failed earlier in this invocation is not tried again in a later
-/// round: the next invocation (event or sweep) retries it from fresh state.
-fn skip_failed(plan: &mut policy::Plan, earlier: &[actions::Outcome]) {
-    let (retry, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.steps).into_iter().partition(|s| {
-        earlier
+/// The retirements a Health event announced, for the instances it names here.
+fn announced(trigger: &Trigger) -> Vec<Retirement> {
+    match trigger {
+        Trigger::Health(h) => h
+            .instances
             .iter()
-            .any(|o| (o.is_failed() || matches!(o.status, actions::Status::Gone { .. })) && o.action == s.action)
-    });
-    plan.steps = keep;
-    for step in retry {
-        plan.skipped.push(policy::Skip {
+            .map(|i| Retirement {
+                instance: i.clone(),
+                code: h.type_code.clone(),
+                deadline: h.deadline,
+                source: "health",
+                announced_at: h.announced_at,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// What a round's outcomes teach the plans of the rounds after it.
+fn learn(progress: &mut Progress, outcomes: &[Outcome]) {
+    use actions::Status as S;
+    for o in outcomes {
+        match (&o.action, &o.status) {
+            (Action::StartInstance { instance, group }, S::Done { .. } | S::DryRun) => {
+                progress.started.push((instance.clone(), group.clone()));
+            }
+            (action, S::Failed { .. } | S::NotAttempted { .. } | S::Gone { .. }) => {
+                progress.failed.push(action.clone())
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Steps not started because the deadline is near: reported as left for the next invocation.
+fn postpone(plan: &mut Plan) {
+    for step in std::mem::take(&mut plan.steps) {
+        plan.skipped.push(Skip {
             action: step.action.name(),
-            target: actions::target(&step.action),
-            reason: "failed (or found gone) earlier in this invocation; the next invocation retries it".into(),
+            target: step.action.target(),
+            reason: "not started: the invocation's deadline is near; the next invocation continues".into(),
             waiting: false,
         });
     }

@@ -16,9 +16,12 @@ use retirement_guard::state::{AnyStore, NoStore};
 use serde_json::Value;
 use std::io::Read;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: retirement-guard invoke FILE|-   (one event from a file or stdin)\n       retirement-guard sweep [--dry-run]\n       (in AWS Lambda it runs the runtime loop)";
+
+/// A local run has the deadline the template gives the function (`Timeout: 300`).
+const CLI_TIMEOUT: Duration = Duration::from_secs(300);
 
 type AwsGuard = Guard<AwsInventory, AwsActuator, SnsNotifier, AnyStore<DynamoStateStore>>;
 
@@ -64,7 +67,7 @@ async fn main() -> ExitCode {
         None => {
             let guard = &guard;
             let result = lambda_runtime::run(service_fn(move |e: LambdaEvent<Value>| async move {
-                let result = guard.handle(&e.payload, Utc::now()).await;
+                let result = guard.handle_until(&e.payload, Utc::now(), Some(deadline_of(&e.context))).await;
                 // The metrics line goes to stdout, which Lambda sends to CloudWatch Logs.
                 println!("{}", metrics::emf_line(result.as_ref().ok(), &guard.config.environment, Utc::now()));
                 let report = result.map_err(|err| Diagnostic {
@@ -107,7 +110,7 @@ async fn run_once(guard: &AwsGuard, event: &Value) -> ExitCode {
         },
         Err(_) => Utc::now(),
     };
-    match guard.handle(event, now).await {
+    match guard.handle_until(event, now, Some(Instant::now() + CLI_TIMEOUT)).await {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             match (report.status, report.reason) {
@@ -117,6 +120,12 @@ async fn run_once(guard: &AwsGuard, event: &Value) -> ExitCode {
         }
         Err(e) => fail(&e.to_string(), 1),
     }
+}
+
+/// The invocation's deadline as the runtime gives it (milliseconds since the epoch).
+fn deadline_of(context: &lambda_runtime::Context) -> Instant {
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
+    Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
 }
 
 fn fail(message: &str, code: u8) -> ExitCode {

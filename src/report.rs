@@ -68,6 +68,10 @@ pub struct Report {
     pub gone_groups: Vec<AsgName>,
     /// Read-plan-act rounds run (a round follows only after successful writes).
     pub rounds: usize,
+    /// Why the rounds ended before the repair could go on (deadline near, a read
+    /// failed after writes), when they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_short: Option<String>,
     /// Notices sent (one per tier topic with something due, plus resolution notices).
     pub notifications: Vec<NotificationReport>,
     /// Open conditions and what escalation decided for each.
@@ -103,6 +107,7 @@ impl Report {
             gone_instances: vec![],
             gone_groups: vec![],
             rounds: 0,
+            cut_short: None,
             notifications: vec![],
             conditions: vec![],
             resolved: vec![],

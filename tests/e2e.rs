@@ -101,7 +101,8 @@ fn dry_run_sends_no_write_call_to_aws_but_still_notifies() {
         "the recorder saw the reads"
     );
     assert_eq!(report["dry_run"], true);
-    assert_eq!(report["plan"]["steps"].as_array().unwrap().len(), 3);
+    // mark, start, start, then (conditional on those) resume and clear the mark.
+    assert_eq!(report["plan"]["steps"].as_array().unwrap().len(), 5, "{:#}", report["plan"]);
     assert_eq!(w.state(), before);
     let notices = w.notices();
     assert_eq!(notices.len(), 1);

@@ -6,7 +6,7 @@
 
 pub mod aws;
 
-use crate::domain::{AsgName, InstanceId};
+use crate::domain::{AsgName, InstanceId, InstanceState, Recovery, Snapshot, StatusChecks};
 use crate::error::{AwsFailure, FailureKind};
 use crate::policy::{Action, Plan, RECOVERING_TAG, Step};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -84,6 +84,52 @@ pub async fn execute<A: Actuator>(plan: &Plan, actuator: &A, dry_run: bool, now:
     futures::future::join_all(runs).await.into_iter().flatten().collect()
 }
 
+/// The AWS state `steps` would leave if each succeeded and every started instance
+/// booted and passed its checks: what a dry run plans its later rounds on.
+pub fn assume_done(snapshot: &Snapshot, steps: &[Step], now: DateTime<Utc>) -> Snapshot {
+    let mut s = snapshot.clone();
+    let stamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    for step in steps {
+        match &step.action {
+            Action::MarkRecovering { group, started, since } => {
+                let value = Recovery {
+                    since: since.clone().unwrap_or_else(|| stamp.clone()),
+                    started: started.iter().cloned().collect(),
+                };
+                if let Some(g) = s.groups.get_mut(group) {
+                    g.tags.insert(RECOVERING_TAG.into(), value.render());
+                }
+            }
+            Action::StartInstance { instance, .. } => {
+                if let Some(i) = s.instances.get_mut(instance) {
+                    i.state = InstanceState::Running;
+                    i.state_reason_code = None;
+                    i.status = Some(StatusChecks { instance: "ok".into(), system: "ok".into() });
+                    i.launched_at = Some(now);
+                }
+            }
+            Action::SetInstanceHealthy { instance, group } => {
+                for m in
+                    s.groups.get_mut(group).into_iter().flat_map(|g| g.members.iter_mut()).filter(|m| &m.id == instance)
+                {
+                    m.health_status = "Healthy".into();
+                }
+            }
+            Action::ResumeProcesses { group, processes } => {
+                if let Some(g) = s.groups.get_mut(group) {
+                    g.suspended.retain(|p| !processes.contains(&p.name));
+                }
+            }
+            Action::ClearRecovering { group } => {
+                if let Some(g) = s.groups.get_mut(group) {
+                    g.tags.remove(RECOVERING_TAG);
+                }
+            }
+        }
+    }
+    s
+}
+
 async fn run_unit<A: Actuator>(steps: Vec<&Step>, actuator: &A, stamp: &str) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(steps.len());
     let mut i = 0;
@@ -104,7 +150,7 @@ async fn run_unit<A: Actuator>(steps: Vec<&Step>, actuator: &A, stamp: &str) -> 
                     blocked = Some(format!(
                         "{} of {} failed ({})",
                         step.action.name(),
-                        target(&step.action),
+                        step.action.target(),
                         failure.code.as_deref().unwrap_or("error")
                     ));
                 }
@@ -126,8 +172,13 @@ async fn run_unit<A: Actuator>(steps: Vec<&Step>, actuator: &A, stamp: &str) -> 
 
 async fn run_step<A: Actuator>(action: &Action, actuator: &A, stamp: &str) -> Status {
     let result = match action {
-        Action::MarkRecovering { group } => {
-            actuator.tag_group(group, RECOVERING_TAG, stamp).await.map(|()| format!("tagged {RECOVERING_TAG}={stamp}"))
+        Action::MarkRecovering { group, started, since } => {
+            let value = Recovery {
+                since: since.clone().unwrap_or_else(|| stamp.to_owned()),
+                started: started.iter().cloned().collect(),
+            }
+            .render();
+            actuator.tag_group(group, RECOVERING_TAG, &value).await.map(|()| format!("tagged {RECOVERING_TAG}={value}"))
         }
         Action::StartInstance { instance, .. } => {
             actuator.start(instance).await.map(|state| format!("StartInstances accepted, now {state}"))
@@ -146,19 +197,9 @@ async fn run_step<A: Actuator>(action: &Action, actuator: &A, stamp: &str) -> St
         Ok(detail) => Status::Done { detail },
         Err(f) if f.kind == FailureKind::NotFound => Status::Gone { detail: f.message },
         Err(failure) => {
-            tracing::warn!(action = action.name(), target = %target(action), code = failure.code.as_deref().unwrap_or(""), kind = ?failure.kind, "action failed");
+            tracing::warn!(action = action.name(), target = %action.target(), code = failure.code.as_deref().unwrap_or(""), kind = ?failure.kind, "action failed");
             Status::Failed { failure }
         }
-    }
-}
-
-/// The resource a step acts on, for messages.
-pub fn target(action: &Action) -> String {
-    match action {
-        Action::StartInstance { instance, .. } | Action::SetInstanceHealthy { instance, .. } => instance.to_string(),
-        Action::MarkRecovering { group }
-        | Action::ResumeProcesses { group, .. }
-        | Action::ClearRecovering { group } => group.to_string(),
     }
 }
 

@@ -13,13 +13,14 @@ pub struct RecordingActuator {
     pub calls: Mutex<Vec<String>>,
     /// Calls (e.g. `start i-…`) that fail with the given kind.
     pub failures: BTreeMap<String, FailureKind>,
-    /// Whether started instances pass status checks at once.
-    pub checks_ok: bool,
+    /// What the instance status check of a started instance reads at once (`ok`,
+    /// `initializing`, `impaired`).
+    pub checks: &'static str,
 }
 
 impl RecordingActuator {
     pub fn new(world: MemoryInventory) -> Self {
-        Self { world, calls: Mutex::new(vec![]), failures: BTreeMap::new(), checks_ok: true }
+        Self { world, calls: Mutex::new(vec![]), failures: BTreeMap::new(), checks: "ok" }
     }
 
     pub fn calls(&self) -> Vec<String> {
@@ -47,8 +48,7 @@ impl Actuator for RecordingActuator {
         let inst = s.instances.get_mut(id).unwrap();
         inst.state = InstanceState::Running;
         inst.state_reason_code = None;
-        let check = if self.checks_ok { "ok" } else { "initializing" };
-        inst.status = Some(StatusChecks { instance: check.into(), system: "ok".into() });
+        inst.status = Some(StatusChecks { instance: self.checks.into(), system: "ok".into() });
         Ok("pending".into())
     }
 

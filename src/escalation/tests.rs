@@ -1,7 +1,7 @@
 //! Tier arithmetic and state transitions.
 
 use super::*;
-use crate::findings::assess;
+use crate::findings::tests::found;
 use crate::findings::tests::story;
 
 const CHAT: &str = "arn:aws:sns:us-east-1:123456789012:chat";
@@ -17,7 +17,7 @@ fn t(hhmm: &str) -> DateTime<Utc> {
 }
 
 fn stranded() -> Condition {
-    let f = assess(&story(), &[]);
+    let f = found(&story(), &[]);
     let refs: Vec<&Finding> = f.iter().collect();
     let mut c = conditions(&refs).remove(0);
     c.since = None;
@@ -55,7 +55,7 @@ fn durations_and_tiers_parse_and_bad_ones_are_named() {
 
 #[test]
 fn the_story_is_one_stranded_group_condition_holding_its_suspended_processes() {
-    let f = assess(&story(), &[]);
+    let f = found(&story(), &[]);
     let refs: Vec<&Finding> = f.iter().collect();
     let c = conditions(&refs);
     assert_eq!(c.len(), 1);
@@ -110,7 +110,7 @@ fn suspended_processes_alone_are_notified_once_and_never_escalate() {
     for i in s.instances.values_mut() {
         i.state = crate::domain::InstanceState::Running;
     }
-    let f = assess(&s, &[]);
+    let f = found(&s, &[]);
     let refs: Vec<&Finding> = f.iter().collect();
     let c = conditions(&refs).remove(0);
     assert_eq!(c.kind, ConditionKind::SuspendedGroup);

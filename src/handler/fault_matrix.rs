@@ -777,7 +777,7 @@ impl Run {
             outcomes: report
                 .outcomes
                 .iter()
-                .map(|o| (o.action.name().to_owned(), crate::actions::target(&o.action), step_result(&o.status)))
+                .map(|o| (o.action.name().to_owned(), o.action.target(), step_result(&o.status)))
                 .collect(),
             subjects: self.world.published.lock().unwrap().iter().map(|(s, _)| s.clone()).collect(),
             deduplicated: report.deduplicated,

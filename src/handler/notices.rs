@@ -30,40 +30,30 @@ pub(super) struct Observed<'a> {
     pub dry_run: bool,
     pub account: Option<&'a str>,
     pub trigger: &'a str,
+    /// Why the rounds ended early, when they did: said in the notice.
+    pub cut_short: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
 
-/// Keys of every condition this snapshot could show (for a targeted invocation).
-fn keys_in_view(snapshot: &Snapshot) -> Vec<String> {
-    let groups = snapshot
-        .groups
-        .keys()
-        .flat_map(|g| [ConditionKind::StrandedGroup, ConditionKind::SuspendedGroup].map(|k| key_of(k, g.as_str())));
+/// Keys of every condition this snapshot could show, and of the conditions seen (for a targeted invocation).
+fn keys_in_view(snapshot: &Snapshot, seen: &[&Condition]) -> Vec<String> {
+    let groups = snapshot.groups.keys().flat_map(|g| {
+        [ConditionKind::StrandedGroup, ConditionKind::SuspendedGroup, ConditionKind::StalledRecovery]
+            .map(|k| key_of(k, g.as_str()))
+    });
     let instances = snapshot.instances.keys().chain(&snapshot.gone_instances).flat_map(|i| {
         [ConditionKind::StoppedStandalone, ConditionKind::Retirement, ConditionKind::Unrecoverable]
             .map(|k| key_of(k, i.as_str()))
     });
-    groups.chain(instances).collect::<BTreeSet<_>>().into_iter().collect()
+    groups.chain(instances).chain(seen.iter().map(|c| c.key.clone())).collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
     pub(super) async fn send_notices(&self, seen: &Observed<'_>, report: &mut Report) -> Result<(), HandlerError> {
         let esc = &self.config.escalation;
-        // A group the guard is repairing (recovering tag) shows suspended processes while
-        // its restarted members boot: that is the repair in progress, not news.
-        let open: Vec<Condition> = escalation::conditions(seen.remaining)
-            .into_iter()
-            .filter(|c| {
-                c.kind != ConditionKind::SuspendedGroup
-                    || !seen
-                        .snapshot
-                        .groups
-                        .values()
-                        .any(|g| g.name.as_str() == c.subject && g.tags.contains_key(crate::policy::RECOVERING_TAG))
-            })
-            .collect();
+        let open: Vec<Condition> = escalation::conditions(seen.remaining);
         let initial = escalation::conditions(seen.visible);
-        let view = (!seen.sweep).then(|| keys_in_view(seen.snapshot));
+        let view = (!seen.sweep).then(|| keys_in_view(seen.snapshot, &open.iter().chain(&initial).collect::<Vec<_>>()));
         let loaded = match self.state.load(view.as_deref()).await {
             Ok(l) => l,
             Err(e) => {
@@ -184,6 +174,15 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             if open_keys.contains(key.as_str()) || !report.deduplicated || record.resolved_at.is_some() {
                 continue;
             }
+            if escalation::never_resolves(key) {
+                // Nothing the guard sees clears it: forget it quietly once it is old.
+                if seen.now - record.last_notified > escalation::forget_after()
+                    && let Err(e) = self.state.discard(key).await
+                {
+                    tracing::warn!(key = %key, error = %e, "could not forget an old announcement");
+                }
+                continue;
+            }
             match self.state.resolve(record, &record.resolved(seen.now)).await {
                 Ok(true) => {
                     report.resolved.push(key.clone());
@@ -198,7 +197,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         // What the guard did goes with the tier-0 notice of a claim it won, or with the
         // RESOLVED notice of a condition it cleared; a failed action is always reported.
         let failed = seen.outcomes.iter().any(|o| o.is_failed());
-        if failed {
+        if failed || seen.cut_short.is_some() {
             due.entry(0).or_default();
         }
         // After a failed RESOLVED publish the records come back to life, so a retry resolves again.
@@ -229,6 +228,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 account: seen.account,
                 environment: &self.config.environment,
                 trigger: seen.trigger,
+                cut_short: seen.cut_short,
                 now: seen.now,
                 tier: *tier,
                 escalation: &lines,

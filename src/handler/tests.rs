@@ -12,6 +12,7 @@ use crate::notify::Notice;
 use crate::state::memory::MemoryStateStore;
 use serde_json::json;
 use std::sync::Mutex;
+use std::time::Instant;
 
 #[derive(Default)]
 pub(crate) struct RecordingNotifier {
@@ -111,7 +112,18 @@ async fn dry_run_plans_and_notifies_but_writes_nothing() {
     let g = guard(story(), &[("POLICY", "recover"), ("DRY_RUN", "true")]);
     let report = g.handle(&sweep(), now()).await.unwrap();
     assert!(g.actuator.calls().is_empty());
-    assert_eq!(report.plan.steps.len(), 3);
+    // Every step that would follow, the later ones marked as conditional on the earlier.
+    let steps: Vec<(&str, bool)> = report.plan.steps.iter().map(|s| (s.action.name(), s.after.is_some())).collect();
+    assert_eq!(
+        steps,
+        [
+            ("mark_recovering", false),
+            ("start_instance", false),
+            ("start_instance", false),
+            ("resume_processes", true),
+            ("clear_recovering", true)
+        ]
+    );
     assert!(report.outcomes.iter().all(|o| o.status == crate::actions::Status::DryRun));
     let n = &sent(&g)[0];
     assert!(n.subject.starts_with("DRY RUN"), "{}", n.subject);
@@ -140,7 +152,7 @@ async fn failed_start_is_reported_and_notified_and_nothing_is_resumed() {
 #[tokio::test]
 async fn resume_waits_while_status_checks_are_pending() {
     let mut g = guard(story(), &[("POLICY", "recover")]);
-    g.actuator.checks_ok = false;
+    g.actuator.checks = "initializing";
     let report = g.handle(&sweep(), now()).await.unwrap();
     assert!(!g.actuator.calls().iter().any(|c| c.starts_with("resume")));
     assert!(report.plan.skipped.iter().any(|s| s.waiting && s.action == "resume_processes"));
@@ -417,4 +429,147 @@ async fn an_unreadable_state_store_still_notifies_but_only_at_tier_0() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, "chat");
     assert!(g.notifier.sent.lock().unwrap()[0].1.body.contains("state store unavailable"));
+}
+
+/// Three stranded groups (a, b, c) with four retired members, two of them in a.
+fn three_groups() -> Snapshot {
+    use crate::findings::tests::{group, instance};
+    let mut s = Snapshot::default();
+    for (name, members, stopped) in [("a", [11, 12, 13], 2), ("b", [21, 22, 23], 1), ("c", [31, 32, 33], 1)] {
+        let g = group(name, &members, &[("Launch", ""), ("Terminate", "")]);
+        for (k, n) in members.iter().enumerate() {
+            let state = if k < stopped { InstanceState::Stopped } else { InstanceState::Running };
+            let inst = instance(*n, state, (k < stopped).then_some("Server.ScheduledStop"), Some(name));
+            s.instances.insert(inst.id.clone(), inst);
+        }
+        s.groups.insert(g.name.clone(), g);
+    }
+    s
+}
+
+fn start_calls(g: &TestGuard) -> Vec<String> {
+    g.actuator.calls().into_iter().filter(|c| c.starts_with("start ")).collect()
+}
+
+#[tokio::test]
+async fn the_start_bounds_hold_for_the_whole_invocation_not_per_round() {
+    // Regression: each round's planner began counting at 0, so one sweep started all four.
+    let env = [("POLICY", "recover"), ("MAX_STARTS_PER_INVOCATION", "1"), ("MAX_STARTS_PER_GROUP", "1")];
+    let g = guard(three_groups(), &env);
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    assert_eq!(start_calls(&g).len(), 1, "{:?}", g.actuator.calls());
+    assert!(report.rounds > 1, "the first group went on to be resumed in later rounds");
+    assert!(report.plan.skipped.iter().any(|s| s.reason.contains("MAX_STARTS_PER_INVOCATION=1")));
+    // Later invocations serve the other groups, one each, before the second member of a.
+    g.handle(&sweep(), now()).await.unwrap();
+    g.handle(&sweep(), now()).await.unwrap();
+    let started: Vec<String> = start_calls(&g);
+    assert_eq!(started, [format!("start {}", id(11)), format!("start {}", id(21)), format!("start {}", id(31))]);
+}
+
+#[tokio::test]
+async fn near_the_deadline_no_round_starts_and_the_notice_says_so() {
+    let g = guard(story(), &[("POLICY", "recover")]);
+    let report = g.handle_until(&sweep(), now(), Some(Instant::now())).await.unwrap();
+    assert!(g.actuator.calls().is_empty(), "{:?}", g.actuator.calls());
+    assert!(report.cut_short.as_deref().unwrap().contains("deadline is near"), "{:?}", report.cut_short);
+    assert!(report.plan.skipped.iter().any(|s| s.action == "start_instance" && s.reason.contains("deadline")));
+    let n = &sent(&g)[0];
+    assert!(n.body.contains("STOPPED EARLY: the invocation's deadline is near"), "{}", n.body);
+}
+
+#[tokio::test]
+async fn a_read_failure_after_writes_still_sends_the_notice_of_what_was_done_then_fails_for_a_retry() {
+    // How many reads the first round makes, from a run that writes nothing.
+    let probe = guard(story(), &[]);
+    probe.handle(&sweep(), now()).await.unwrap();
+    let first_round = probe.inventory.reads.load(std::sync::atomic::Ordering::SeqCst);
+
+    let mut g = guard(story(), &[("POLICY", "recover")]);
+    g.inventory.fail_from = Some(first_round);
+    let err = g.handle(&sweep(), now()).await.unwrap_err();
+    assert_eq!(err.error_type(), "InventoryFailed");
+    assert_eq!(start_calls(&g).len(), 2, "the starts were made: {:?}", g.actuator.calls());
+    let notices = sent(&g);
+    assert_eq!(notices.len(), 1, "what was done is told before the retry");
+    let n = &notices[0];
+    assert!(n.body.contains("STOPPED EARLY: reading AWS state failed after the writes above"), "{}", n.body);
+    assert!(n.body.contains(&format!("start instance {}: done", id(1))), "{}", n.body);
+}
+
+#[tokio::test]
+async fn a_member_that_never_passes_its_checks_is_a_stalled_recovery_and_nothing_is_resumed() {
+    let mut g = guard(story(), &[("POLICY", "recover")]);
+    g.actuator.checks = "impaired";
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    assert!(!g.actuator.calls().iter().any(|c| c.starts_with("resume")), "{:?}", g.actuator.calls());
+    let kinds: Vec<&str> = report.remaining.iter().map(|f| f.kind()).collect();
+    assert!(kinds.contains(&"RecoveryStalled") && kinds.contains(&"RecoveryInProgress"), "{kinds:?}");
+    let n = &sent(&g)[0];
+    assert!(n.subject.contains("recovery stalled in es-data"), "{}", n.subject);
+    assert!(n.body.contains("RECOVERY STALLED"), "{}", n.body);
+    // The next sweep sends nothing new (already notified) and above all no RESOLVED.
+    g.handle(&sweep(), now() + chrono::Duration::minutes(10)).await.unwrap();
+    assert!(sent(&g).iter().all(|n| !n.subject.contains("RESOLVED")), "{:?}", sent(&g));
+}
+
+fn health(entities: &[&str], affected: &str) -> Value {
+    json!({
+        "source": "aws.health", "detail-type": "AWS Health Event", "account": "123456789012",
+        "time": "2026-11-28T11:00:00Z", "region": "us-east-1",
+        "detail": {
+            "service": "EC2", "eventTypeCategory": "scheduledChange",
+            "eventTypeCode": "AWS_EC2_PERSISTENT_INSTANCE_RETIREMENT_SCHEDULED",
+            "startTime": "Thu, 10 Dec 2026 13:00:00 GMT", "affectedAccount": affected,
+            "affectedEntities": entities.iter().map(|e| json!({"entityValue": e})).collect::<Vec<_>>()
+        }
+    })
+}
+
+#[tokio::test]
+async fn one_unreadable_entity_is_named_and_the_readable_ones_are_handled() {
+    let g = guard(story(), &[]);
+    let arn = format!("arn:aws:ec2:us-east-1:123456789012:instance/{}", id(3));
+    let report = g.handle(&health(&[&arn, "not-an-instance"], "123456789012"), now()).await.unwrap();
+    assert_eq!(report.status, Status::Handled);
+    let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind()).collect();
+    assert!(kinds.contains(&"RetirementScheduled") && kinds.contains(&"NotInspected"), "{kinds:?}");
+    let n = &sent(&g)[0];
+    assert!(n.body.contains(id(3).as_str()) && n.body.contains("not-an-instance"), "{}", n.body);
+}
+
+#[tokio::test]
+async fn an_org_view_retirement_for_another_account_is_notified_as_not_inspected() {
+    let g = guard(story(), &[]);
+    let raw: Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/events/aws.health-scheduled-change-org.json")).unwrap();
+    let report = g.handle(&raw, now()).await.unwrap();
+    assert_eq!(report.status, Status::Handled);
+    assert!(
+        g.inventory.reads.load(std::sync::atomic::Ordering::SeqCst) <= 6,
+        "nothing of another account is looked up here"
+    );
+    assert!(
+        matches!(report.findings.as_slice(), [Finding::NotInspected { account: Some(a), .. }] if a == "210987654321"),
+        "{:?}",
+        report.findings
+    );
+    let notices = sent(&g);
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0].body.contains("NOT INSPECTED, in account 210987654321"), "{}", notices[0].body);
+    // A second delivery of the same announcement stays quiet.
+    g.handle(&raw, now()).await.unwrap();
+    assert_eq!(sent(&g).len(), 1);
+}
+
+#[tokio::test]
+async fn an_announced_instance_that_is_not_found_is_notified_not_dropped() {
+    let g = guard(story(), &[]);
+    let report = g.handle(&health(&["i-0123456789abcdef0"], "123456789012"), now()).await.unwrap();
+    assert!(
+        matches!(report.findings.as_slice(), [Finding::NotInspected { why, .. }] if why.contains("not found")),
+        "{:?}",
+        report.findings
+    );
+    assert_eq!(sent(&g).len(), 1);
 }

@@ -7,7 +7,7 @@ use crate::domain::InstanceId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const EVENT: &str = "AWS Health";
 
@@ -19,7 +19,14 @@ pub struct HealthEvent {
     pub status_code: Option<String>,
     /// The deadline (`startTime`), when it could be read.
     pub deadline: Option<DateTime<Utc>>,
+    /// Instances in the account that received the event: the scope the guard inspects.
     pub instances: Vec<InstanceId>,
+    /// Instances of another account (org view: `affectedAccount`, or the ARN's account).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub elsewhere: Vec<(InstanceId, String)>,
+    /// Entities that are no instance id or ARN (shown safely), named in the notice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
     /// `page/totalPages` of a paged event.
     pub page: Option<String>,
     pub affected_account: Option<String>,
@@ -28,11 +35,13 @@ pub struct HealthEvent {
     pub description: Option<String>,
 }
 
-/// `Ok(Err(reason))` means the event is not one the guard acts on.
+/// `Ok(Err(reason))` means the event is not one the guard acts on. `receiver` is the
+/// envelope's account: the one the guard acts in.
 pub(super) fn parse(
     detail: &Value,
     resources: Option<&Value>,
     envelope_time: Option<DateTime<Utc>>,
+    receiver: Option<&str>,
     codes: &BTreeSet<String>,
 ) -> Result<Result<HealthEvent, String>, IntakeError> {
     if !detail.is_object() {
@@ -74,25 +83,21 @@ pub(super) fn parse(
             field: "detail.affectedEntities[].entityValue (and no resources)",
         });
     }
-    let mut instances = BTreeSet::new();
-    for value in values {
-        let text =
-            value.as_str().ok_or_else(|| invalid(EVENT, "detail.affectedEntities[].entityValue", &brief(value)))?;
-        // Dedicated-host variants name hosts (h-…), which are not instances.
-        if let Some(id) = InstanceId::parse(text) {
-            instances.insert(id);
-        } else if !text.starts_with("h-") && !text.contains(":dedicated-host/") {
-            return Err(invalid(EVENT, "detail.affectedEntities[].entityValue", text));
+    let affected = account_id(text_at(detail, "affectedAccount"));
+    let entities = read_entities(&values, affected.as_deref(), receiver);
+    let Entities { instances, elsewhere, unreadable } = entities;
+    if instances.is_empty() && elsewhere.is_empty() {
+        if let Some(first) = unreadable.first() {
+            // Nothing readable at all: the event is broken, not partly unreadable.
+            return Err(invalid(EVENT, "detail.affectedEntities[].entityValue", first));
         }
-    }
-    if instances.is_empty() {
         return Ok(Err("AWS Health event names no EC2 instance (dedicated hosts only)".into()));
     }
-    if instances.len() > MAX_TARGETS {
+    if instances.len() + elsewhere.len() > MAX_TARGETS {
         return Err(invalid(
             EVENT,
             "detail.affectedEntities",
-            &format!("{} instances (at most {MAX_TARGETS})", instances.len()),
+            &format!("{} instances (at most {MAX_TARGETS})", instances.len() + elsewhere.len()),
         ));
     }
     let page = match (text_at(detail, "page"), text_at(detail, "totalPages")) {
@@ -104,9 +109,11 @@ pub(super) fn parse(
         type_code: type_code.to_owned(),
         status_code: text_at(detail, "statusCode").map(str::to_owned),
         deadline: text_at(detail, "startTime").and_then(parse_time),
-        instances: instances.into_iter().collect(),
+        instances,
+        elsewhere,
+        unreadable,
         page,
-        affected_account: account_id(text_at(detail, "affectedAccount")),
+        affected_account: affected,
         announced_at: text_at(detail, "lastUpdatedTime").and_then(parse_time).or(envelope_time),
         description: detail
             .get("eventDescription")
@@ -114,6 +121,46 @@ pub(super) fn parse(
             .and_then(|d| text_at(d, "latestDescription"))
             .map(|d| d.chars().take(2000).collect()),
     }))
+}
+
+/// The entities of one event, each read on its own.
+struct Entities {
+    instances: Vec<InstanceId>,
+    elsewhere: Vec<(InstanceId, String)>,
+    unreadable: Vec<String>,
+}
+
+/// Sorts each entity: an instance of the receiving account, an instance of another
+/// account (named by `affectedAccount` or by the ARN), a dedicated host (not an
+/// instance, left out), or unreadable (kept, shown safely, to be named in the notice).
+fn read_entities(values: &[&Value], affected: Option<&str>, receiver: Option<&str>) -> Entities {
+    let mut here = BTreeSet::new();
+    let mut elsewhere = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    for value in values {
+        let Some(text) = value.as_str() else {
+            unreadable.push(brief(value));
+            continue;
+        };
+        let Some(id) = InstanceId::parse(text) else {
+            if !text.starts_with("h-") && !text.contains(":dedicated-host/") {
+                unreadable.push(shown(text));
+            }
+            continue;
+        };
+        let arn_account = text.starts_with("arn:").then(|| text.split(':').nth(4)).flatten();
+        let account = account_id(arn_account).or(affected.map(str::to_owned));
+        match (account, receiver) {
+            (Some(a), Some(r)) if a != r => {
+                elsewhere.insert(id, a);
+            }
+            _ => {
+                here.insert(id);
+            }
+        }
+    }
+    unreadable.dedup();
+    Entities { instances: here.into_iter().collect(), elsewhere: elsewhere.into_iter().collect(), unreadable }
 }
 
 /// Health times are RFC 1123 text ("Thu, 27 Aug 2026 13:19:03 GMT"); RFC 3339 is accepted too.

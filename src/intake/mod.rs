@@ -97,6 +97,7 @@ pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, Int
             detail,
             obj.get("resources"),
             text(obj, "time").and_then(health::parse_time),
+            account_id(text(obj, "account")).as_deref(),
             health_codes,
         )? {
             Ok(event) => {

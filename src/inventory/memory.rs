@@ -4,6 +4,7 @@ use super::{InstanceStatus, Inventory};
 use crate::domain::{AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Snapshot};
 use crate::error::AwsFailure;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Clones share the same state, so a `RecordingActuator` can change what this reads.
@@ -12,14 +13,27 @@ pub struct MemoryInventory {
     pub state: Arc<Mutex<Snapshot>>,
     /// When set, every read fails with this failure.
     pub fail: Option<AwsFailure>,
+    /// When set, reads fail (transiently) from the read with this index on.
+    pub fail_from: Option<usize>,
+    /// Reads made so far, shared by clones.
+    pub reads: Arc<AtomicUsize>,
 }
 
 impl MemoryInventory {
     pub fn new(snapshot: Snapshot) -> Self {
-        Self { state: Arc::new(Mutex::new(snapshot)), fail: None }
+        Self { state: Arc::new(Mutex::new(snapshot)), ..Self::default() }
     }
 
     fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> Result<T, AwsFailure> {
+        let n = self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.fail_from.is_some_and(|from| n >= from) {
+            return Err(AwsFailure {
+                operation: "DescribeInstances",
+                kind: crate::error::FailureKind::Transient,
+                code: Some("RequestLimitExceeded".into()),
+                message: "injected after earlier reads".into(),
+            });
+        }
         match &self.fail {
             Some(e) => Err(e.clone()),
             None => Ok(f(&self.state.lock().unwrap())),

@@ -5,7 +5,7 @@
 
 pub mod sns;
 
-use crate::actions::{Outcome, Status, target};
+use crate::actions::{Outcome, Status};
 use crate::config::TopicArn;
 use crate::domain::{AsgName, InstanceId};
 use crate::escalation::Record;
@@ -58,6 +58,8 @@ pub struct NoticeInput<'a> {
     pub tier: usize,
     /// One line per condition on how long it has been open and why this tier.
     pub escalation: &'a [String],
+    /// Why the guard stopped before the repair could go on, when it did.
+    pub cut_short: Option<&'a str>,
 }
 
 /// The publish port; answers the message id.
@@ -183,10 +185,18 @@ fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String
         count("Unrecoverable"),
         count("RetirementScheduled"),
     ) {
+        _ if count("RecoveryStalled") > 0 => format!(
+            "recovery stalled{in_groups}: {} not passing status checks",
+            plural(count("RecoveryStalled"), "instance", "instances")
+        ),
         (n, _, _, _) if n > 0 => format!("{} stranded{in_groups}", plural(n, "instance", "instances")),
         (_, n, _, _) if n > 0 => format!("{} stopped by AWS", plural(n, "instance", "instances")),
         (_, _, n, _) if n > 0 => format!("{} unrecoverable", plural(n, "instance", "instances")),
         (_, _, _, n) if n > 0 => format!("{} scheduled{in_groups}", plural(n, "retirement", "retirements")),
+        _ if count("NotInspected") > 0 => {
+            format!("{} announced, not inspected", plural(count("NotInspected"), "retirement", "retirements"))
+        }
+        _ if count("RecoveryInProgress") > 0 => format!("recovery in progress{in_groups}"),
         _ => format!("processes suspended{in_groups}"),
     };
     let done = |name: &str| input.outcomes.iter().filter(|o| o.is_done() && o.action.name() == name).count();
@@ -319,6 +329,28 @@ fn describe(f: &Finding, now: DateTime<Utc>) -> String {
             "{instance}{} cannot be recovered by the guard: {why}",
             group.as_ref().map(|g| format!(" (group {})", clean(g.as_str(), 255))).unwrap_or_default()
         ),
+        Finding::RecoveryInProgress { group, since, waiting_for } => {
+            let waiting = if waiting_for.is_empty() {
+                "its processes are still suspended".to_owned()
+            } else {
+                format!("waiting for {}", waiting_for.join("; "))
+            };
+            format!(
+                "the guard is repairing group {}{}: {waiting}; its processes stay suspended until every member runs and is healthy",
+                clean(group.as_str(), 255),
+                age(*since, now)
+            )
+        }
+        Finding::RecoveryStalled { group, instance, why } => format!(
+            "RECOVERY STALLED: {instance}, started by the guard in group {}, {why}; the group stays suspended and needs a person",
+            clean(group.as_str(), 255)
+        ),
+        Finding::NotInspected { subject, account, code, deadline, why } => format!(
+            "{code} announced for {}{} (deadline {}): NOT INSPECTED, {why}; check it where it lives",
+            clean(subject, 120),
+            account.as_ref().map(|a| format!(" in account {a}")).unwrap_or_default(),
+            time(*deadline)
+        ),
     }
 }
 
@@ -327,7 +359,7 @@ fn describe_outcome(o: &Outcome) -> String {
         Action::ResumeProcesses { group, processes } => {
             format!("resume {} in {}", processes.join(", "), clean(group.as_str(), 255))
         }
-        other => format!("{} {}", other.name().replace('_', " "), clean(&target(other), 255)),
+        other => format!("{} {}", other.name().replace('_', " "), clean(&other.target(), 255)),
     };
     let how = match &o.status {
         Status::Done { detail } => format!("done ({detail})"),
@@ -387,6 +419,20 @@ fn next_steps(input: &NoticeInput<'_>) -> Vec<String> {
             processes.join(" ")
         ));
     }
+    for f in input.remaining {
+        match f {
+            Finding::RecoveryStalled { instance, .. } => lines.push(format!(
+                "Look at why {instance} fails its status checks (system log, screenshot); stop and start it again, or replace it:\n      aws ec2 describe-instance-status --region {r} --instance-ids {instance}\n      aws ec2 get-console-output --region {r} --instance-id {instance} --latest"
+            )),
+            Finding::NotInspected { subject, account, .. } => lines.push(format!(
+                "Check {} in {} yourself (or deploy the guard there):\n      aws ec2 describe-instance-status --region {r} --include-all-instances --instance-ids {}",
+                clean(subject, 120),
+                account.as_ref().map(|a| format!("account {a}")).unwrap_or_else(|| "its account".into()),
+                shell_quote(subject)
+            )),
+            _ => {}
+        }
+    }
     if lines.is_empty() {
         lines.push(
             "Nothing is left for AWS to fix: check that the application itself recovered (e.g. cluster health).".into(),
@@ -409,6 +455,9 @@ fn body(input: &NoticeInput<'_>, severity: Severity) -> String {
     let _ = writeln!(out, "Trigger: {}. Checked at {}.", clean(input.trigger, 300), time(Some(input.now)));
     if input.dry_run {
         let _ = writeln!(out, "DRY RUN: nothing was changed; the steps below are what the guard would do.");
+    }
+    if let Some(why) = input.cut_short {
+        let _ = writeln!(out, "STOPPED EARLY: {}", clean(why, 500));
     }
     section(&mut out, "ESCALATION", input.escalation);
     let found: Vec<String> = input.findings.iter().map(|f| describe(f, input.now)).collect();

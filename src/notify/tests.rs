@@ -3,7 +3,7 @@
 use super::*;
 use crate::actions::{Outcome, Status};
 use crate::error::{AwsFailure, FailureKind};
-use crate::findings::assess;
+use crate::findings::tests::found;
 use crate::findings::tests::{id, story};
 use crate::policy::Action;
 
@@ -21,6 +21,7 @@ fn input<'a>(findings: &'a [&'a Finding], outcomes: &'a [Outcome], remaining: &'
         now: "2026-11-28T12:00:00Z".parse().unwrap(),
         tier: 0,
         escalation: &[],
+        cut_short: None,
     }
 }
 
@@ -36,7 +37,7 @@ fn subject_is_at_most_99_characters_without_line_breaks_and_keeps_the_region() {
         snap.instances.get_mut(&m.id).unwrap().tags.insert(crate::domain::GROUP_TAG.into(), g.name.to_string());
     }
     snap.groups.insert(g.name.clone(), g);
-    let f = assess(&snap, &[]);
+    let f = found(&snap, &[]);
     let refs: Vec<&Finding> = f.iter().collect();
     let n = render(&input(&refs, &[], &refs));
     assert!(n.subject.chars().count() <= SUBJECT_MAX, "{}", n.subject);
@@ -45,7 +46,7 @@ fn subject_is_at_most_99_characters_without_line_breaks_and_keeps_the_region() {
 
 #[test]
 fn body_says_what_happened_what_was_done_and_what_to_do_next() {
-    let f = assess(&story(), &[]);
+    let f = found(&story(), &[]);
     let refs: Vec<&Finding> = f.iter().collect();
     let outcomes = vec![
         Outcome {
@@ -87,7 +88,7 @@ fn body_says_what_happened_what_was_done_and_what_to_do_next() {
 
 #[test]
 fn attributes_carry_severity_kinds_groups_account_region_and_environment() {
-    let f = assess(&story(), &[]);
+    let f = found(&story(), &[]);
     let refs: Vec<&Finding> = f.iter().collect();
     let n = render(&input(&refs, &[], &[]));
     assert_eq!(n.attributes["severity"], AttributeValue::String("critical".into()));
@@ -126,7 +127,7 @@ fn huge_notices_stay_under_the_sns_limit() {
         );
         snap.instances.insert(inst.id.clone(), inst);
     }
-    let f = assess(&snap, &[]);
+    let f = found(&snap, &[]);
     let refs: Vec<&Finding> = f.iter().collect();
     let n = render(&input(&refs, &[], &refs));
     assert!(n.body.len() < 256 * 1024, "{}", n.body.len());
