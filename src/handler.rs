@@ -218,9 +218,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             }
             if dry_run {
                 let steps = self.project(intake, &snapshot, &announced, &plan, &mut progress, now);
-                report.outcomes.extend(
-                    steps.iter().map(|s| Outcome { action: s.action.clone(), status: actions::Status::DryRun }),
-                );
+                report.outcomes.extend(steps.iter().map(Outcome::dry_run));
                 report.plan.steps.extend(steps);
                 (r.findings, r.plan, r.snapshot) = (found, plan, snapshot);
                 break;
@@ -262,9 +260,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         let mut view = snapshot.clone();
         let mut last = plan.steps.clone();
         for _ in 1..MAX_ROUNDS {
-            let dry: Vec<Outcome> =
-                last.iter().map(|s| Outcome { action: s.action.clone(), status: actions::Status::DryRun }).collect();
-            learn(progress, &dry);
+            learn(progress, &last.iter().map(Outcome::dry_run).collect::<Vec<_>>());
             view = actions::assume_done(&view, &last, now);
             let found = self.assess(intake, &view, announced, now);
             let mut next = policy::plan(&found, &view, &self.config, progress).steps;
@@ -355,7 +351,7 @@ fn learn(progress: &mut Progress, outcomes: &[Outcome]) {
     use actions::Status as S;
     for o in outcomes {
         match (&o.action, &o.status) {
-            (Action::StartInstance { instance, group }, S::Done { .. } | S::DryRun) => {
+            (Action::StartInstance { instance, group }, S::Done { .. } | S::DryRun { .. }) => {
                 progress.started.push((instance.clone(), group.clone()));
             }
             (action, S::Failed { .. } | S::NotAttempted { .. } | S::Gone { .. }) => {

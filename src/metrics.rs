@@ -19,7 +19,7 @@ pub fn emf_line(report: Option<&Report>, environment: &str, now: DateTime<Utc>) 
         ("Findings", count(&|r| r.findings.len())),
         ("ActionsDone", count(&|r| r.outcomes.iter().filter(|o| o.is_done()).count())),
         ("ActionsFailed", count(&|r| r.outcomes.iter().filter(|o| o.is_failed()).count())),
-        ("ActionsDryRun", count(&|r| r.outcomes.iter().filter(|o| o.status == Status::DryRun).count())),
+        ("ActionsDryRun", count(&|r| r.outcomes.iter().filter(|o| matches!(o.status, Status::DryRun { .. })).count())),
         ("ActionsGone", count(&|r| r.outcomes.iter().filter(|o| matches!(o.status, Status::Gone { .. })).count())),
         ("NoticesSent", count(&|r| r.notifications.len())),
         ("Errors", usize::from(report.is_none())),

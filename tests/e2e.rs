@@ -37,26 +37,65 @@ fn notify_policy_changes_nothing_and_one_notice_names_the_group_and_both_instanc
     assert_eq!(groups, ["es-data"]);
 }
 
+/// Members of a group as `scenario.py state` shows them: id → (EC2 state, health).
+fn members(state: &Value, group: &str) -> Vec<(String, String, String)> {
+    state["groups"][group]["members"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, m)| (id.clone(), instance_state(state, id), m["health"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn actions(report: &Value) -> Vec<&str> {
+    report["outcomes"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect()
+}
+
+/// Nothing the local AWS's health checks did cost an instance.
+fn assert_nothing_replaced(w: &World) {
+    let stats = w.moto.realism_stats();
+    assert_eq!(stats["terminated"], json!([]), "instances terminated by the group: {stats:#}");
+    assert_eq!(stats["launched"], json!([]), "replacements launched: {stats:#}");
+}
+
 #[test]
-fn recover_restarts_the_stranded_instances_and_resumes_the_group_leaving_the_rest_alone() {
+fn recover_with_the_defaults_restarts_retired_members_marks_them_healthy_and_resumes_losing_none() {
     let w = World::new();
+    // As AWS leaves it: stopped by a retirement (Server.ScheduledStop), suspended by AWS,
+    // and already marked Unhealthy by the group's health check (the replacement race).
+    assert_eq!(w.seed["stopped_by"], "retirement");
+    assert_eq!(w.seed["suspended_by"], "aws");
+    for id in w.stopped() {
+        assert_eq!(w.seed["stopped_health"][&id], "Unhealthy", "{:#}", w.seed);
+    }
     let before = w.state();
-    let report = w.run(&["sweep"], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true")]);
+    let report = w.run(&["sweep"], &[("POLICY", "recover")]);
     assert_eq!(report["status"], "handled");
     assert_eq!(report["remaining"], json!([]), "{report:#}");
 
     let after = w.state();
-    for id in w.stopped() {
-        assert_eq!(instance_state(&after, &id), "running", "{id}");
+    for (id, state, health) in members(&after, "es-data") {
+        assert_eq!((state.as_str(), health.as_str()), ("running", "Healthy"), "{id}");
     }
+    assert_eq!(members(&after, "es-data").len(), 6, "the same six members");
     assert!(suspended(&after, "es-data").is_empty(), "processes resumed");
+    assert_nothing_replaced(&w);
     assert_eq!(after["groups"]["web"], before["groups"]["web"], "the healthy group is untouched");
     let standalone = w.seed["standalone"].as_str().unwrap();
     assert_eq!(instance_state(&after, standalone), "stopped", "a standalone instance a person stopped is left alone");
 
-    let done: Vec<&str> =
-        report["outcomes"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
-    assert_eq!(done, ["mark_recovering", "start_instance", "start_instance", "resume_processes", "clear_recovering"]);
+    assert_eq!(
+        actions(&report),
+        [
+            "mark_recovering",
+            "start_instance",
+            "start_instance",
+            "set_instance_healthy",
+            "set_instance_healthy",
+            "resume_processes",
+            "clear_recovering"
+        ]
+    );
     assert!(report["outcomes"].as_array().unwrap().iter().all(|o| o["result"] == "done"), "{report:#}");
     let notices = w.notices();
     assert_eq!(notices.len(), 1);
@@ -67,32 +106,86 @@ fn recover_restarts_the_stranded_instances_and_resumes_the_group_leaving_the_res
 fn recover_from_a_health_event_repairs_the_group() {
     let w = World::new();
     let event = w.health_event();
-    let report =
-        w.run(&["invoke", event.path().to_str().unwrap()], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true")]);
+    let report = w.run(&["invoke", event.path().to_str().unwrap()], &[("POLICY", "recover")]);
     assert_eq!(report["trigger"]["kind"], "health");
     assert_eq!(report["remaining"], json!([]), "a restarted instance has left the retiring hardware: {report:#}");
     let after = w.state();
     assert!(w.stopped().iter().all(|id| instance_state(&after, id) == "running"));
     assert!(suspended(&after, "es-data").is_empty());
+    assert_nothing_replaced(&w);
 }
 
 #[test]
-fn without_restart_user_stopped_moto_stops_count_as_a_persons_and_are_left() {
-    let w = World::new();
+fn a_person_stopped_member_and_a_person_suspended_group_are_never_touched_and_the_notice_says_why() {
+    let w = World::seeded(&["--stopped-by", "user", "--suspended-by", "user"]);
     let before = w.state();
     let report = w.run(&["sweep"], &[("POLICY", "recover")]);
-    assert_eq!(w.state(), before);
+    assert!(actions(&report).is_empty(), "{report:#}");
+    assert_eq!(w.state(), before, "nothing changed");
     let skipped = report["plan"]["skipped"].to_string();
     assert!(skipped.contains("RESTART_USER_STOPPED=false"), "{skipped}");
-    assert_eq!(w.notices().len(), 1);
+    let notices = w.notices();
+    assert_eq!(notices.len(), 1);
+    let body = notices[0]["message"].as_str().unwrap();
+    assert!(body.contains("stopped by a user or tool (StopInstances)"), "{body}");
+    assert!(body.contains("by a person: User suspended at"), "{body}");
+    assert!(body.contains("only instances AWS stopped (Server.ScheduledStop) are started"), "{body}");
 }
 
 #[test]
-fn dry_run_sends_no_write_call_to_aws_but_still_notifies() {
+fn retired_members_of_a_group_a_person_suspended_are_started_and_marked_but_its_processes_stay() {
+    let w = World::seeded(&["--suspended-by", "user"]);
+    let report = w.run(&["sweep"], &[("POLICY", "recover")]);
+    let after = w.state();
+    assert!(w.stopped().iter().all(|id| instance_state(&after, id) == "running"), "{report:#}");
+    assert_eq!(suspended(&after, "es-data"), ["Launch", "Terminate"], "a person's suspension stays");
+    assert!(report["plan"]["skipped"].to_string().contains("RESUME_USER_SUSPENDED=false"));
+    assert_nothing_replaced(&w);
+}
+
+#[test]
+fn booting_slower_than_the_wait_ends_the_invocation_without_resuming_and_a_running_event_finishes() {
+    let w = World::new();
+    w.moto.realism(&[("pending_seconds", "6")]);
+    let env = [("POLICY", "recover"), ("WAIT_SECONDS", "2")];
+    let report = w.run(&["sweep"], &env);
+    assert_eq!(actions(&report), ["mark_recovering", "start_instance", "start_instance"], "{report:#}");
+    let after = w.state();
+    assert_eq!(suspended(&after, "es-data"), ["Launch", "Terminate"], "no resume while members boot");
+    assert!(w.stopped().iter().all(|id| instance_state(&after, id) == "pending"));
+    let waiting = report["plan"]["skipped"].to_string();
+    assert!(waiting.contains("is pending"), "{waiting}");
+    assert!(report["remaining"].to_string().contains("RecoveryInProgress"), "{report:#}");
+
+    // The instances come up; their `running` event (or the next sweep) finishes the repair.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let id = &w.stopped()[0];
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{ROOT}/events/aws.ec2-state-change-running.json")).unwrap(),
+    )
+    .unwrap();
+    event["detail"]["instance-id"] = json!(id);
+    let file = write_temp(&event);
+    let report = w.run(&["invoke", file.path().to_str().unwrap()], &env);
+    assert_eq!(
+        actions(&report),
+        ["set_instance_healthy", "set_instance_healthy", "resume_processes", "clear_recovering"],
+        "{report:#}"
+    );
+    let after = w.state();
+    assert!(suspended(&after, "es-data").is_empty());
+    for (id, state, health) in members(&after, "es-data") {
+        assert_eq!((state.as_str(), health.as_str()), ("running", "Healthy"), "{id}");
+    }
+    assert_nothing_replaced(&w);
+}
+
+#[test]
+fn dry_run_sends_no_write_call_to_aws_but_still_notifies_every_step_that_would_follow() {
     let w = World::new();
     let before = w.state();
     w.moto.scenario(&["record-start"]);
-    let report = w.run(&["sweep"], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true"), ("DRY_RUN", "true")]);
+    let report = w.run(&["sweep"], &[("POLICY", "recover"), ("DRY_RUN", "true")]);
     let recorded = w.moto.scenario(&["record-writes"]);
     let writes = strings(&recorded["writes"]);
     assert_eq!(writes, ["Publish"], "only the notice is sent in a dry run: {recorded:#}");
@@ -101,12 +194,33 @@ fn dry_run_sends_no_write_call_to_aws_but_still_notifies() {
         "the recorder saw the reads"
     );
     assert_eq!(report["dry_run"], true);
-    // mark, start, start, then (conditional on those) resume and clear the mark.
-    assert_eq!(report["plan"]["steps"].as_array().unwrap().len(), 5, "{:#}", report["plan"]);
+    let steps: Vec<(&str, bool)> = report["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["action"].as_str().unwrap(), s.get("after").is_some()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("mark_recovering", false),
+            ("start_instance", false),
+            ("start_instance", false),
+            ("set_instance_healthy", true),
+            ("set_instance_healthy", true),
+            ("resume_processes", true),
+            ("clear_recovering", true)
+        ]
+    );
     assert_eq!(w.state(), before);
     let notices = w.notices();
     assert_eq!(notices.len(), 1);
     assert!(notices[0]["subject"].as_str().unwrap().starts_with("DRY RUN"));
+    let body = notices[0]["message"].as_str().unwrap();
+    assert!(
+        body.contains("set instance healthy") && body.contains("would follow (DRY RUN) once the steps above succeed"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -114,7 +228,7 @@ fn unrelated_event_changes_nothing_and_sends_nothing() {
     let w = World::new();
     w.moto.scenario(&["record-start"]);
     let path = format!("{ROOT}/tests/fixtures/events/aws.s3-object-created.json");
-    let report = w.run(&["invoke", &path], &[("POLICY", "recover"), ("RESTART_USER_STOPPED", "true")]);
+    let report = w.run(&["invoke", &path], &[("POLICY", "recover")]);
     assert_eq!(report["status"], "ignored");
     assert!(report["reason"].as_str().unwrap().contains("aws.s3"));
     assert!(strings(&w.moto.scenario(&["record-writes"])["actions"]).is_empty(), "no AWS call at all");

@@ -10,11 +10,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 fn recover_env(w: &World) -> Vec<(String, String)> {
-    vec![
-        ("POLICY".into(), "recover".into()),
-        ("RESTART_USER_STOPPED".into(), "true".into()),
-        ("STATE_TABLE".into(), w.seed["state_table"].as_str().unwrap().into()),
-    ]
+    vec![("POLICY".into(), "recover".into()), ("STATE_TABLE".into(), w.seed["state_table"].as_str().unwrap().into())]
 }
 
 fn vars(env: &[(String, String)]) -> Vec<(&str, &str)> {

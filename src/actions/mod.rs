@@ -33,7 +33,12 @@ pub enum Status {
     Done {
         detail: String,
     },
-    DryRun,
+    /// Not called (dry run); `after`: the earlier steps it depends on, for those that
+    /// would only follow once they succeeded.
+    DryRun {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
     /// The instance or group no longer exists: nothing left to do.
     Gone {
         detail: String,
@@ -56,6 +61,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// What a dry run reports for a step.
+    pub fn dry_run(step: &Step) -> Self {
+        Self { action: step.action.clone(), status: Status::DryRun { after: step.after.clone() } }
+    }
+
     pub fn is_done(&self) -> bool {
         matches!(self.status, Status::Done { .. })
     }
@@ -68,7 +78,7 @@ impl Outcome {
 /// Carries out a plan.
 pub async fn execute<A: Actuator>(plan: &Plan, actuator: &A, dry_run: bool, now: DateTime<Utc>) -> Vec<Outcome> {
     if dry_run {
-        return plan.steps.iter().map(|s| Outcome { action: s.action.clone(), status: Status::DryRun }).collect();
+        return plan.steps.iter().map(Outcome::dry_run).collect();
     }
     // Standalone instances are each their own unit; group steps stay together.
     let mut units: BTreeMap<(Option<&AsgName>, Option<&InstanceId>), Vec<&Step>> = BTreeMap::new();

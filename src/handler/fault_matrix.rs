@@ -745,7 +745,7 @@ struct Run {
 fn step_result(s: &StepStatus) -> &'static str {
     match s {
         StepStatus::Done { .. } => "done",
-        StepStatus::DryRun => "dry_run",
+        StepStatus::DryRun { .. } => "dry_run",
         StepStatus::Gone { .. } => "gone",
         StepStatus::Failed { .. } => "failed",
         StepStatus::NotAttempted { .. } => "not_attempted",

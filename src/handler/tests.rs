@@ -124,7 +124,7 @@ async fn dry_run_plans_and_notifies_but_writes_nothing() {
             ("clear_recovering", true)
         ]
     );
-    assert!(report.outcomes.iter().all(|o| o.status == crate::actions::Status::DryRun));
+    assert!(report.outcomes.iter().all(|o| matches!(o.status, crate::actions::Status::DryRun { .. })));
     let n = &sent(&g)[0];
     assert!(n.subject.starts_with("DRY RUN"), "{}", n.subject);
     assert!(n.body.contains("DRY RUN: nothing was changed"));

@@ -363,7 +363,11 @@ fn describe_outcome(o: &Outcome) -> String {
     };
     let how = match &o.status {
         Status::Done { detail } => format!("done ({detail})"),
-        Status::DryRun => "would be done (DRY RUN)".into(),
+        Status::DryRun { after: None } => "would be done (DRY RUN)".into(),
+        Status::DryRun { after: Some(_) } => {
+            "would follow (DRY RUN) once the steps above succeed and the started instances pass their status checks"
+                .into()
+        }
         Status::Gone { detail } => format!("nothing to do, it no longer exists ({})", clean(detail, 200)),
         Status::Failed { failure } => format!(
             "FAILED: {} {} ({:?})",

@@ -1,7 +1,8 @@
-//! Shared harness of the end-to-end tests: a moto server from the project's
-//! virtualenv on 127.0.0.1 with a free port (one per test, killed by pid when the
-//! test ends, also when it fails), the scenario helper tests/moto/scenario.py
-//! (boto3) to seed and read AWS state, and the built binary run against it.
+//! Shared harness of the end-to-end tests: a local AWS on 127.0.0.1 with a free port
+//! (moto from the project's virtualenv, started through tests/moto/realaws.py so that
+//! it behaves like AWS where the guard's safety lives; one per test, killed when the
+//! test ends, also when it fails), the scenario helper tests/moto/scenario.py (boto3)
+//! to seed, change and read AWS state, and the built binary run against it.
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -34,7 +35,8 @@ impl Moto {
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(venv().join("bin/moto_server"))
+        let child = Command::new(venv().join("bin/python"))
+            .arg(format!("{ROOT}/tests/moto/realaws.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .current_dir(dir.path())
             .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording"))
@@ -49,6 +51,21 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
+    }
+
+    /// Switches behaviours of the local AWS (tests/moto/realaws.py), e.g. `("pending_seconds", "6")`.
+    pub fn realism(&self, settings: &[(&str, &str)]) -> Value {
+        let pairs: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec!["realism"];
+        for p in &pairs {
+            args.extend(["--set", p.as_str()]);
+        }
+        self.scenario(&args)
+    }
+
+    /// What the local AWS did by itself: members marked Unhealthy, terminated, launched.
+    pub fn realism_stats(&self) -> Value {
+        self.scenario(&["realism-stats"])
     }
 
     pub fn scenario(&self, args: &[&str]) -> Value {
@@ -96,8 +113,9 @@ impl Drop for Moto {
     }
 }
 
-/// A seeded world: es-data (6 members, Launch+Terminate suspended, 2 stopped),
-/// web (healthy), a stopped standalone instance, the notice topic and its queue.
+/// A seeded world as AWS's retirement leaves it: es-data (6 members, Launch+Terminate
+/// suspended by AWS, 2 stopped by a scheduled retirement and marked Unhealthy), web
+/// (healthy), a standalone instance a person stopped, the notice topic and its queue.
 pub struct World {
     pub moto: Moto,
     pub seed: Value,
@@ -105,8 +123,15 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::seeded(&[])
+    }
+
+    /// A world seeded with extra `scenario.py seed` options (e.g. `--stopped-by user`).
+    pub fn seeded(options: &[&str]) -> Self {
         let moto = Moto::start();
-        let seed = moto.scenario(&["seed"]);
+        let mut args = vec!["seed"];
+        args.extend(options);
+        let seed = moto.scenario(&args);
         Self { moto, seed }
     }
 

@@ -5,12 +5,22 @@ Usage: scenario.py --endpoint URL SUBCOMMAND [options]
 
 Every subcommand writes exactly one JSON document to stdout. On failure it
 writes one line to stderr and exits non-zero. The moto server itself is started
-and stopped by the caller.
+and stopped by the caller: plain `moto_server`, or the realism server
+tests/moto/realaws.py (moto made to behave like AWS where the guard's safety
+lives). Subcommands marked (realism) need the latter.
 
 Subcommands:
-  seed [--group-name NAME]     build the retirement scenario (plus three tier
-                               topics with queues and the state table)
-  state                        EC2 instances and Auto Scaling groups right now
+  seed [--group-name NAME] [--stopped-by retirement|user] [--suspended-by aws|user]
+                               build the retirement scenario (plus three tier
+                               topics with queues and the state table). On the
+                               realism server the two stopped members are stopped
+                               by a retirement and Launch,Terminate are suspended
+                               by AWS (a non-user reason) unless told `user`, and
+                               seed waits until the stopped members read Unhealthy
+                               (with health checks on); on plain moto: StopInstances
+                               and SuspendProcesses, as ever
+  state                        EC2 instances (state, state_reason code, launch_time)
+                               and Auto Scaling groups right now
   messages [--wait-seconds N] [--queue NAME]
                                drain an SQS queue (SNS envelopes): `notices`
                                or a tier queue (chat, email, pager)
@@ -18,9 +28,21 @@ Subcommands:
                                print an AWS Health retirement event (current schema)
   record-start                 reset and start moto's request recorder
   record-writes                list the AWS actions recorded since record-start
-  repair [--group NAME]        start the group's stopped members, resume its processes
+  repair [--group NAME]        start the group's stopped members, wait until they run
+                               (through pending) and their status checks are done,
+                               mark the Unhealthy ones Healthy, resume its processes
   terminate --instance ID      terminate one instance
   reset                        wipe all moto state (POST /moto-api/reset)
+  realism [--set KEY=JSON_VALUE ...]
+                               (realism) print its settings, after changing some
+  retire --instances i-a,i-b [--code instance-retirement|instance-stop] [--announce-only]
+                               (realism) list a scheduled retirement event for the
+                               instances, then stop them as AWS does (not with
+                               --announce-only)
+  aws-suspend --group NAME --processes A,B [--reason TEXT]
+                               (realism) suspend processes as AWS itself does
+  realism-stats                (realism) what the realism layer did itself: ids it
+                               marked Unhealthy, terminated and launched
 """
 
 import argparse
@@ -94,6 +116,36 @@ def moto_api(endpoint, path, method="POST", data=b""):
         raise ScenarioError(f"{method} {path} answered HTTP {e.code}") from e
     except (urllib.error.URLError, OSError) as e:
         raise ScenarioError(f"{method} {path} failed: {e}") from e
+
+
+def realism_api(endpoint, path, body=None):
+    """JSON in and out of a control endpoint of the realism server (realaws.py)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        endpoint.rstrip("/") + path, data=data, method="GET" if body is None else "POST"
+    )
+    req.add_header("User-Agent", UA_MARKER)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        try:
+            detail = json.loads(e.read()).get("error")
+        except (ValueError, AttributeError):
+            detail = "not the realism server (start tests/moto/realaws.py)"
+        raise ScenarioError(f"{req.method} {path} answered HTTP {e.code}: {detail}") from e
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise ScenarioError(f"{req.method} {path} failed: {e}") from e
+
+
+def realism_settings(endpoint):
+    """The realism server's settings, or None when the server is plain moto."""
+    try:
+        found = realism_api(endpoint, "/__realism/settings")
+    except ScenarioError:
+        return None
+    return found if isinstance(found, dict) and "health_checks" in found else None
 
 
 def wait_until(what, check, timeout=30.0, interval=0.5, max_tries=200):
@@ -198,6 +250,8 @@ def create_group(asg, name, size, subnets):
 
 
 def wait_state(ec2, ids, state):
+    """Wait (bounded) until every instance is in state; e.g. through pending to running."""
+
     def check():
         insts = all_instances(ec2, ids)
         return len(insts) == len(ids) and all(i["State"]["Name"] == state for i in insts)
@@ -220,14 +274,29 @@ def cmd_seed(args):
             f"already seeded (groups {', '.join(sorted(existing))} exist); run reset first"
         )
 
+    realism = realism_settings(ep)
+    stopped_by = args.stopped_by or ("retirement" if realism else "user")
+    suspended_by = args.suspended_by or ("aws" if realism else "user")
+    if realism is None and (stopped_by, suspended_by) != ("user", "user"):
+        raise ScenarioError(
+            "--stopped-by retirement and --suspended-by aws need the realism server (realaws.py)"
+        )
+
     image_id = pick_image(ec2)
     subnets = default_subnets(ec2)
     ensure_launch_template(ec2, image_id)
 
     data_ids = create_group(asg, group, 6, subnets)
-    asg.suspend_processes(AutoScalingGroupName=group, ScalingProcesses=["Launch", "Terminate"])
+    if suspended_by == "aws":
+        body = {"group": group, "processes": ["Launch", "Terminate"]}
+        realism_api(ep, "/__realism/suspend", body)
+    else:
+        asg.suspend_processes(AutoScalingGroupName=group, ScalingProcesses=["Launch", "Terminate"])
     stopped = data_ids[:2]
-    ec2.stop_instances(InstanceIds=stopped)
+    if stopped_by == "retirement":
+        realism_api(ep, "/__realism/retire", {"instance_ids": stopped, "stop": True})
+    else:
+        ec2.stop_instances(InstanceIds=stopped)
     wait_state(ec2, stopped, "stopped")
 
     web_ids = create_group(asg, WEB_GROUP, 2, subnets)
@@ -255,6 +324,22 @@ def cmd_seed(args):
         BillingMode="PAY_PER_REQUEST",
     )
 
+    def health():
+        members = (i for g in all_groups(asg, [group]) for i in g.get("Instances", []))
+        return {
+            i["InstanceId"]: i.get("HealthStatus") for i in members if i["InstanceId"] in stopped
+        }
+
+    stopped_health = health()
+    if realism and realism.get("health_checks"):
+        # Start the tests from AWS's real state: the stopped members are Unhealthy by now.
+        def all_unhealthy():
+            found = health()
+            return found if list(found.values()) == ["Unhealthy"] * len(stopped) else None
+
+        timeout = float(realism.get("unhealthy_after_seconds", 1.0)) + 15.0
+        stopped_health = wait_until("the stopped members to read Unhealthy", all_unhealthy, timeout)
+
     return {
         "topic_arn": topic_arn,
         "queue_url": queue_url,
@@ -263,6 +348,10 @@ def cmd_seed(args):
         "groups": {group: data_ids, WEB_GROUP: web_ids},
         "stopped": stopped,
         "standalone": standalone,
+        "realism": realism is not None,
+        "stopped_by": stopped_by,
+        "suspended_by": suspended_by,
+        "stopped_health": dict(sorted(stopped_health.items())),
     }
 
 
@@ -307,8 +396,13 @@ def cmd_state(args):
                 "lifecycle": i.get("LifecycleState"),
             }
             member_of[i["InstanceId"]] = name
+        suspended = g.get("SuspendedProcesses", [])
         groups[name] = {
-            "suspended": sorted(p["ProcessName"] for p in g.get("SuspendedProcesses", [])),
+            "suspended": sorted(p["ProcessName"] for p in suspended),
+            "suspension_reasons": {
+                p["ProcessName"]: p.get("SuspensionReason", "")
+                for p in sorted(suspended, key=lambda p: p["ProcessName"])
+            },
             "members": dict(sorted(members.items())),
         }
     instances = {}
@@ -318,9 +412,14 @@ def cmd_state(args):
             (t["Value"] for t in inst.get("Tags", []) if t["Key"] == "aws:autoscaling:groupName"),
             None,
         )
+        launched = inst.get("LaunchTime")
+        if launched:
+            launched = launched.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         instances[iid] = {
             "state": inst["State"]["Name"],
             "group": member_of.get(iid, tag_group),
+            "state_reason": (inst.get("StateReason") or {}).get("Code") or None,
+            "launch_time": launched or None,
         }
     return {"instances": dict(sorted(instances.items())), "groups": dict(sorted(groups.items()))}
 
@@ -503,22 +602,45 @@ def cmd_record_writes(args):
 
 
 def cmd_repair(args):
-    """What an operator would do by hand: start the group's stopped members, resume everything."""
+    """What a careful operator does by hand: start the group's stopped members, wait until
+    they run and their status checks are done, mark those of them that the group marked
+    Unhealthy Healthy again (else resuming Terminate replaces them), resume everything."""
     ec2, asg = client(args.endpoint, "ec2"), client(args.endpoint, "autoscaling")
-    groups = all_groups(asg, [args.group])
-    if not groups:
-        raise ScenarioError(f"group {args.group!r} not found")
-    members = [i["InstanceId"] for i in groups[0].get("Instances", [])]
-    stopped = [
-        inst["InstanceId"]
-        for inst in all_instances(ec2)
-        if inst["InstanceId"] in members and inst["State"]["Name"] == "stopped"
-    ]
+
+    def members():
+        groups = all_groups(asg, [args.group])
+        if not groups:
+            raise ScenarioError(f"group {args.group!r} not found")
+        return {i["InstanceId"]: i.get("HealthStatus") for i in groups[0].get("Instances", [])}
+
+    ids = list(members())
+    states = {i["InstanceId"]: i["State"]["Name"] for i in all_instances(ec2, ids)} if ids else {}
+    stopped = sorted(i for i, st in states.items() if st == "stopped")
+    starting = sorted(i for i, st in states.items() if st in ("stopped", "pending"))
+    marked = []
     if stopped:
         ec2.start_instances(InstanceIds=stopped)
-        wait_state(ec2, stopped, "running")
+    if starting:
+        wait_state(ec2, starting, "running")
+
+        def checked():
+            found = ec2.describe_instance_status(InstanceIds=starting)["InstanceStatuses"]
+            done = {
+                s["InstanceId"]: s["InstanceStatus"]["Status"]
+                for s in found
+                if "initializing"
+                not in (s["InstanceStatus"]["Status"], s["SystemStatus"]["Status"])
+            }
+            return done if len(done) == len(starting) else None
+
+        statuses = wait_until("status checks of " + ",".join(starting), checked)
+        health = members()
+        for iid in starting:
+            if health.get(iid) == "Unhealthy" and statuses[iid] == "ok":
+                asg.set_instance_health(InstanceId=iid, HealthStatus="Healthy")
+                marked.append(iid)
     asg.resume_processes(AutoScalingGroupName=args.group)
-    return {"started": sorted(stopped), "resumed": args.group}
+    return {"started": stopped, "marked_healthy": marked, "resumed": args.group}
 
 
 def cmd_terminate(args):
@@ -531,6 +653,51 @@ def cmd_terminate(args):
 def cmd_reset(args):
     moto_api(args.endpoint, "/moto-api/reset")
     return {"reset": True}
+
+
+# ---------------------------------------------------------------- realism server
+
+
+def cmd_realism(args):
+    changes = {}
+    for item in args.set or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ScenarioError(f"--set wants KEY=JSON_VALUE, not {item!r}")
+        try:
+            changes[key] = json.loads(raw)
+        except ValueError as e:
+            raise ScenarioError(f"--set {key}: value is not JSON: {raw!r}") from e
+    if changes:
+        return realism_api(args.endpoint, "/__realism/settings", changes)
+    return realism_api(args.endpoint, "/__realism/settings")
+
+
+def id_list(text):
+    ids = [i.strip() for i in text.split(",") if i.strip()]
+    if not ids:
+        raise ScenarioError("needs at least one comma-separated value")
+    return ids
+
+
+def cmd_retire(args):
+    body = {
+        "instance_ids": id_list(args.instances),
+        "code": args.code,
+        "stop": not args.announce_only,
+    }
+    return realism_api(args.endpoint, "/__realism/retire", body)
+
+
+def cmd_aws_suspend(args):
+    body = {"group": args.group, "processes": id_list(args.processes)}
+    if args.reason is not None:
+        body["reason"] = args.reason
+    return realism_api(args.endpoint, "/__realism/suspend", body)
+
+
+def cmd_realism_stats(args):
+    return realism_api(args.endpoint, "/__realism/stats")
 
 
 # ---------------------------------------------------------------- main
@@ -550,6 +717,18 @@ def build_parser():
 
     s = sub.add_parser("seed", help="build the retirement scenario")
     s.add_argument("--group-name", default="es-data", help="name of the stranded group")
+    s.add_argument(
+        "--stopped-by",
+        choices=("retirement", "user"),
+        help="how the two members are stopped (default: retirement on the realism server, "
+        "else user = StopInstances)",
+    )
+    s.add_argument(
+        "--suspended-by",
+        choices=("aws", "user"),
+        help="who suspends Launch,Terminate (default: aws on the realism server, "
+        "else user = SuspendProcesses)",
+    )
     s.set_defaults(func=cmd_seed)
 
     s = sub.add_parser("state", help="print instances and groups")
@@ -587,6 +766,27 @@ def build_parser():
 
     s = sub.add_parser("reset", help="wipe all moto state")
     s.set_defaults(func=cmd_reset)
+
+    s = sub.add_parser("realism", help="(realism server) print or change its settings")
+    s.add_argument("--set", action="append", metavar="KEY=JSON_VALUE", help="repeatable")
+    s.set_defaults(func=cmd_realism)
+
+    s = sub.add_parser("retire", help="(realism server) retire instances as AWS does")
+    s.add_argument("--instances", required=True, help="comma-separated instance ids")
+    s.add_argument(
+        "--code", choices=("instance-retirement", "instance-stop"), default="instance-retirement"
+    )
+    s.add_argument("--announce-only", action="store_true", help="list the event, do not stop")
+    s.set_defaults(func=cmd_retire)
+
+    s = sub.add_parser("aws-suspend", help="(realism server) suspend processes as AWS itself")
+    s.add_argument("--group", required=True)
+    s.add_argument("--processes", required=True, help="comma-separated process names")
+    s.add_argument("--reason", help="suspension reason (default: an administrative one)")
+    s.set_defaults(func=cmd_aws_suspend)
+
+    s = sub.add_parser("realism-stats", help="(realism server) what the realism layer did")
+    s.set_defaults(func=cmd_realism_stats)
     return p
 
 
