@@ -11,7 +11,7 @@ ENV       ?= staging
 DEPLOY_BUCKET ?=
 STACK     ?= retirement-guard-$(ENV)
 
-.PHONY: help venv build release test lint fmt fuzz demo invoke sweep infra-check package deploy clean
+.PHONY: help venv build release test lint fmt fuzz demo invoke sweep infra-check realism-check package deploy clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -37,8 +37,11 @@ lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-test: venv lint infra-check ## everything: lint, infra checks, unit, adapter (aws-smithy-mocks) and end-to-end (moto) tests
+test: venv lint infra-check realism-check ## everything: lint, infra checks, the local AWS's self-test, unit, adapter (aws-smithy-mocks) and end-to-end tests
 	MOTO_VENV=$(abspath $(VENV)) cargo test
+
+realism-check: venv ## self-test of the local AWS (tests/moto/realaws.py) against the AWS behaviours it follows (about 1 min)
+	$(VENV)/bin/python tests/moto/test_realaws.py
 
 fuzz: ## bad-input properties: 100,000 cases each over the intake, 10,000 through the whole handler (slow: 15-30 min)
 	PROPTEST_CASES=100000 FUZZ_HANDLER_CASES=10000 cargo test --lib intake::fuzz -- --nocapture

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# retirement-guard demo: a local AWS (moto server), two stranded Elasticsearch
-# data nodes, one AWS Health retirement event, and the guard repairing the group.
+# retirement-guard demo: a local AWS (moto server behaving like AWS where the
+# guard's safety lives, tests/moto/realaws.py), two Elasticsearch data nodes
+# stopped by a retirement, one AWS Health event, and the guard, with its
+# production defaults and POLICY=recover, repairing the group.
 #
 # Usage: scripts/demo.sh BINARY        (env VENV=.venv: a venv with moto + boto3)
 # Called by `make demo` once the binary and the venv exist. Every wait is bounded.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
-    echo "usage: $0 BINARY   (env VENV=path to a venv with moto_server and boto3)" >&2
+    echo "usage: $0 BINARY   (env VENV=path to a venv with moto[server] and boto3)" >&2
     exit 2
 fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCENARIO="$ROOT/tests/moto/scenario.py"
+REALAWS="$ROOT/tests/moto/realaws.py"
 GROUP="search-es-data"
 
 BINARY="$1"
@@ -79,9 +82,9 @@ PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); 
 ENDPOINT="http://127.0.0.1:$PORT"
 MOTO_LOG="$WORK/moto.log"
 
-say "Starting a local AWS (moto server) on $ENDPOINT ..."
+say "Starting a local AWS (moto server, with AWS's retirement, health-check and boot behaviour) on $ENDPOINT ..."
 # Run from the work dir so nothing moto writes lands in the repository.
-(cd "$WORK" && exec "$MOTO" -H 127.0.0.1 -p "$PORT") >"$MOTO_LOG" 2>&1 &
+(cd "$WORK" && exec "$PY" "$REALAWS" -H 127.0.0.1 -p "$PORT") >"$MOTO_LOG" 2>&1 &
 MOTO_PID=$!
 
 ready=""
@@ -161,11 +164,14 @@ EBS-backed instance is stopped. An Auto Scaling group would normally replace
 it at once - but not when its Launch/Terminate processes are suspended. Then
 the instance just stays stopped, the group cannot heal, and no alarm fires.
 
-This local AWS now holds exactly that situation:
+This local AWS now holds exactly that situation, as AWS leaves it:
   * group "$GROUP": 6 Elasticsearch data nodes, processes Launch and
-    Terminate suspended, and 2 of the 6 nodes stopped;
+    Terminate suspended (by AWS, not by a person), and 2 of the 6 nodes stopped
+    by their scheduled retirement (StateReason Server.ScheduledStop); the group's
+    health check has already marked them Unhealthy, so resuming Terminate now
+    would replace them at once;
   * group "web": 2 healthy instances, nothing suspended;
-  * one standalone instance (batch-worker), stopped, in no group.
+  * one standalone instance (batch-worker), stopped by a person, in no group.
 
 BEFORE
 EOF
@@ -181,15 +187,12 @@ cat <<EOF
 
 Now the AWS Health retirement event for those 2 nodes reaches the guard
 (AWS_EC2_PERSISTENT_INSTANCE_RETIREMENT_SCHEDULED, shaped as EventBridge
-delivers it). We hand that event to the guard with policy "recover":
-start the stopped nodes, mark them healthy, then resume the suspended processes.
+delivers it). We hand that event to the guard with policy "recover" and every
+other setting at its production default: start the nodes AWS stopped (never one
+a person stopped), wait until they run with status checks OK (they boot for a
+few seconds here), mark them Healthy, then resume the processes AWS suspended.
 
-Note: RESTART_USER_STOPPED=true is set because moto records every stop as
-user-initiated (Client.UserInitiatedShutdown). In real AWS a retirement stop
-carries Server.ScheduledStop, and by default the guard never starts an
-instance that a person stopped.
-
-Running: $(basename "$BINARY") invoke <health event>
+Running: POLICY=recover $(basename "$BINARY") invoke <health event>
 EOF
 
 REPORT="$WORK/report.json"
@@ -204,7 +207,7 @@ bounded 300 env -u AWS_PROFILE -u AWS_SESSION_TOKEN \
     AWS_EC2_METADATA_DISABLED=true \
     NOTIFY_TOPIC_ARN="$TOPIC_ARN" \
     POLICY=recover \
-    RESTART_USER_STOPPED=true \
+    POLL_SECONDS=1 \
     "$BINARY" invoke "$EVENT" >"$REPORT" 2>"$GUARD_ERR"
 GUARD_RC=$?
 set -e
@@ -354,6 +357,12 @@ say "AFTER"
 rule
 scenario state >"$WORK/after.json"
 print_table "$WORK/after.json"
+scenario realism-stats >"$WORK/stats.json"
+"$PY" - "$WORK/stats.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"\n  instances the groups terminated or replaced: {len(s['terminated'])} terminated, {len(s['launched'])} launched")
+EOF
 rule
 say ""
 say "Demo finished; stopping the local AWS."

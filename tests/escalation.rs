@@ -93,3 +93,46 @@ fn four_concurrent_invocations_give_one_notice_per_tier() {
         .count();
     assert_eq!(quiet, 3);
 }
+
+#[test]
+fn a_stalled_recovery_escalates_through_the_tiers_and_resolves_only_once_the_group_is_healthy_and_resumed() {
+    let w = World::new();
+    let stuck = w.stopped()[0].clone();
+    w.moto.realism(&[("impaired", &format!("[\"{stuck}\"]"))]);
+    let mut env = tier_env(&w);
+    env.push(("POLICY".into(), "recover".into()));
+    let base = Utc::now();
+    let mut sent = vec![];
+    for minutes in [0, 10, 31, 125] {
+        let report = run_at(&w, &["sweep"], &env, base + Duration::minutes(minutes));
+        let kinds: Vec<&str> =
+            report["remaining"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+        assert!(kinds.contains(&"RecoveryStalled"), "at +{minutes} min: {kinds:?}");
+        assert!(report["resolved"].as_array().unwrap().is_empty(), "nothing resolves while stalled: {report:#}");
+        assert_eq!(suspended(&w.state(), "es-data"), ["Launch", "Terminate"], "no resume while a member is stalled");
+        sent.push((minutes, report["notifications"].as_array().unwrap().len()));
+    }
+    assert_eq!(sent, [(0, 1), (10, 0), (31, 1), (125, 1)], "the stalled repair escalates like any condition");
+
+    // The member recovers (e.g. a person rebooted it): the next sweep finishes the repair.
+    w.moto.realism(&[("impaired", "[]")]);
+    let last = run_at(&w, &["sweep"], &env, base + Duration::minutes(130));
+    let done: Vec<&str> = last["outcomes"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
+    assert_eq!(done, ["set_instance_healthy", "resume_processes", "clear_recovering"], "{last:#}");
+    assert_eq!(last["resolved"], serde_json::json!(["stalled:es-data", "stranded:es-data"]));
+    let after = w.state();
+    assert!(suspended(&after, "es-data").is_empty());
+    assert_eq!(w.moto.realism_stats()["terminated"], serde_json::json!([]));
+
+    let chat = subjects(&w.notices_in("chat"));
+    let email = subjects(&w.notices_in("email"));
+    let pager = subjects(&w.notices_in("pager"));
+    eprintln!("notices sent:\n  chat: {chat:#?}\n  email: {email:#?}\n  pager: {pager:#?}");
+    assert_eq!((chat.len(), email.len(), pager.len()), (2, 2, 2), "{chat:#?}\n{email:#?}\n{pager:#?}");
+    for s in [&chat[0], &email[0], &pager[0]] {
+        assert!(s.contains("recovery stalled in es-data (1 instance)"), "{s}");
+    }
+    for s in [&chat[1], &email[1], &pager[1]] {
+        assert!(s.contains("RESOLVED: 2 conditions resolved"), "{s}");
+    }
+}

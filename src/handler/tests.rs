@@ -506,7 +506,7 @@ async fn a_member_that_never_passes_its_checks_is_a_stalled_recovery_and_nothing
     let kinds: Vec<&str> = report.remaining.iter().map(|f| f.kind()).collect();
     assert!(kinds.contains(&"RecoveryStalled") && kinds.contains(&"RecoveryInProgress"), "{kinds:?}");
     let n = &sent(&g)[0];
-    assert!(n.subject.contains("recovery stalled in es-data"), "{}", n.subject);
+    assert!(n.subject.contains("recovery stalled in es-data (2 instances)"), "{}", n.subject);
     assert!(n.body.contains("RECOVERY STALLED"), "{}", n.body);
     // The next sweep sends nothing new (already notified) and above all no RESOLVED.
     g.handle(&sweep(), now() + chrono::Duration::minutes(10)).await.unwrap();

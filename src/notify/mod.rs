@@ -185,10 +185,9 @@ fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String
         count("Unrecoverable"),
         count("RetirementScheduled"),
     ) {
-        _ if count("RecoveryStalled") > 0 => format!(
-            "recovery stalled{in_groups}: {} not passing status checks",
-            plural(count("RecoveryStalled"), "instance", "instances")
-        ),
+        _ if count("RecoveryStalled") > 0 => {
+            format!("recovery stalled{in_groups} ({})", plural(count("RecoveryStalled"), "instance", "instances"))
+        }
         (n, _, _, _) if n > 0 => format!("{} stranded{in_groups}", plural(n, "instance", "instances")),
         (_, n, _, _) if n > 0 => format!("{} stopped by AWS", plural(n, "instance", "instances")),
         (_, _, n, _) if n > 0 => format!("{} unrecoverable", plural(n, "instance", "instances")),
