@@ -28,9 +28,11 @@ Subcommands:
                                print an AWS Health retirement event (current schema)
   record-start                 reset and start moto's request recorder
   record-writes                list the AWS actions recorded since record-start
-  repair [--group NAME]        start the group's stopped members, wait until they run
+  repair [--group NAME] [--naive]
+                               start the group's stopped members, wait until they run
                                (through pending) and their status checks are done,
-                               mark the Unhealthy ones Healthy, resume its processes
+                               mark the Unhealthy ones Healthy (not with --naive),
+                               resume its processes
   terminate --instance ID      terminate one instance
   reset                        wipe all moto state (POST /moto-api/reset)
   realism [--set KEY=JSON_VALUE ...]
@@ -604,7 +606,9 @@ def cmd_record_writes(args):
 def cmd_repair(args):
     """What a careful operator does by hand: start the group's stopped members, wait until
     they run and their status checks are done, mark those of them that the group marked
-    Unhealthy Healthy again (else resuming Terminate replaces them), resume everything."""
+    Unhealthy Healthy again (else resuming Terminate replaces them), resume everything.
+    With --naive the marking is left out, as a start-then-resume tool does (Cloud
+    Custodian's asg `resume` action, its bug #8660)."""
     ec2, asg = client(args.endpoint, "ec2"), client(args.endpoint, "autoscaling")
 
     def members():
@@ -634,7 +638,7 @@ def cmd_repair(args):
             return done if len(done) == len(starting) else None
 
         statuses = wait_until("status checks of " + ",".join(starting), checked)
-        health = members()
+        health = {} if args.naive else members()
         for iid in starting:
             if health.get(iid) == "Unhealthy" and statuses[iid] == "ok":
                 asg.set_instance_health(InstanceId=iid, HealthStatus="Healthy")
@@ -758,6 +762,7 @@ def build_parser():
 
     s = sub.add_parser("repair", help="start a group's stopped members and resume its processes")
     s.add_argument("--group", default="es-data")
+    s.add_argument("--naive", action="store_true", help="resume without marking restarted members Healthy first")
     s.set_defaults(func=cmd_repair)
 
     s = sub.add_parser("terminate", help="terminate one instance")
