@@ -420,6 +420,21 @@ pub(crate) mod tests {
         s
     }
 
+    /// Three stranded groups (a, b, c) with four retired members, two of them in a.
+    pub fn three_groups() -> Snapshot {
+        let mut s = Snapshot::default();
+        for (name, members, stopped) in [("a", [11, 12, 13], 2), ("b", [21, 22, 23], 1), ("c", [31, 32, 33], 1)] {
+            let g = group(name, &members, &[("Launch", ""), ("Terminate", "")]);
+            for (k, n) in members.iter().enumerate() {
+                let state = if k < stopped { InstanceState::Stopped } else { InstanceState::Running };
+                let inst = instance(*n, state, (k < stopped).then_some("Server.ScheduledStop"), Some(name));
+                s.instances.insert(inst.id.clone(), inst);
+            }
+            s.groups.insert(g.name.clone(), g);
+        }
+        s
+    }
+
     #[test]
     fn stopped_instance_in_suspended_group_is_stranded() {
         let f = found(&story(), &[]);

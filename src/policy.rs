@@ -602,7 +602,7 @@ mod tests {
     use super::*;
     use crate::config::tests::config_with;
     use crate::domain::{StatusChecks, SuspendedProcess};
-    use crate::findings::tests::{found, id, instance, story};
+    use crate::findings::tests::{found, id, instance, story, three_groups};
 
     fn plan_for(s: &Snapshot, env: &[(&str, &str)]) -> Plan {
         plan(&found(s, &[]), s, &config_with(env).unwrap(), &Progress::default())
@@ -653,15 +653,21 @@ mod tests {
         assert_eq!(actions(&p), ["mark_recovering", "start_instance", "start_instance"]);
     }
 
-    #[test]
-    fn after_restart_unhealthy_members_are_marked_healthy_then_processes_resumed() {
+    /// The story after the guard restarted member 1: every member running with checks OK.
+    fn restarted() -> Snapshot {
         let mut s = story();
         for i in s.instances.values_mut() {
             i.state = InstanceState::Running;
             i.status = Some(StatusChecks { instance: "ok".into(), system: "ok".into() });
         }
+        es(&mut s).tags.insert(RECOVERING_TAG.into(), format!("2026-11-28T00:00:00Z {}", id(1)));
+        s
+    }
+
+    #[test]
+    fn after_restart_unhealthy_members_are_marked_healthy_then_processes_resumed() {
+        let mut s = restarted();
         let g = es(&mut s);
-        g.tags.insert(RECOVERING_TAG.into(), format!("2026-11-28T00:00:00Z {}", id(1)));
         g.members[0].health_status = "Unhealthy".into();
         let p = plan_for(&s, &[("POLICY", "recover")]);
         assert_eq!(actions(&p), ["set_instance_healthy", "resume_processes", "clear_recovering"]);
@@ -827,21 +833,6 @@ mod tests {
         assert!(plan_for(&s, &[]).steps.is_empty());
     }
 
-    /// Three stranded groups (a, b, c) with four retired members, two of them in a.
-    fn three_groups() -> Snapshot {
-        let mut s = Snapshot::default();
-        for (name, members, stopped) in [("a", [11, 12, 13], 2), ("b", [21, 22, 23], 1), ("c", [31, 32, 33], 1)] {
-            let g = crate::findings::tests::group(name, &members, &[("Launch", ""), ("Terminate", "")]);
-            for (k, n) in members.iter().enumerate() {
-                let state = if k < stopped { InstanceState::Stopped } else { InstanceState::Running };
-                let inst = instance(*n, state, (k < stopped).then_some("Server.ScheduledStop"), Some(name));
-                s.instances.insert(inst.id.clone(), inst);
-            }
-            s.groups.insert(g.name.clone(), g);
-        }
-        s
-    }
-
     fn starts(p: &Plan) -> Vec<InstanceId> {
         p.steps
             .iter()
@@ -886,13 +877,8 @@ mod tests {
 
     #[test]
     fn only_members_the_guard_started_are_marked_healthy() {
-        let mut s = story();
-        for i in s.instances.values_mut() {
-            i.state = InstanceState::Running;
-            i.status = Some(StatusChecks { instance: "ok".into(), system: "ok".into() });
-        }
+        let mut s = restarted();
         let g = es(&mut s);
-        g.tags.insert(RECOVERING_TAG.into(), format!("2026-11-28T00:00:00Z {}", id(1)));
         // 1 was started by the guard; 4 was marked Unhealthy by someone else (a load balancer).
         g.members[0].health_status = "Unhealthy".into();
         g.members[3].health_status = "Unhealthy".into();

@@ -249,7 +249,10 @@ fn an_org_view_retirement_for_another_account_is_notified_as_announced_not_inspe
     assert_eq!(notices.len(), 1);
     let body = notices[0]["message"].as_str().unwrap();
     assert!(body.contains("i-0abc12345def67890 in account 210987654321"), "{body}");
-    assert!(body.contains("NOT INSPECTED, in account 210987654321; this guard reads and repairs account 123456789012 only"), "{body}");
+    assert!(
+        body.contains("NOT INSPECTED, in account 210987654321; this guard reads and repairs account 123456789012 only"),
+        "{body}"
+    );
 }
 
 #[test]

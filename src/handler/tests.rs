@@ -6,7 +6,7 @@ use crate::config::TopicArn;
 use crate::config::tests::config_with;
 use crate::domain::{InstanceState, Snapshot};
 use crate::error::{AwsFailure, FailureKind};
-use crate::findings::tests::{id, story};
+use crate::findings::tests::{id, story, three_groups};
 use crate::inventory::memory::MemoryInventory;
 use crate::notify::Notice;
 use crate::state::memory::MemoryStateStore;
@@ -429,22 +429,6 @@ async fn an_unreadable_state_store_still_notifies_but_only_at_tier_0() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, "chat");
     assert!(g.notifier.sent.lock().unwrap()[0].1.body.contains("state store unavailable"));
-}
-
-/// Three stranded groups (a, b, c) with four retired members, two of them in a.
-fn three_groups() -> Snapshot {
-    use crate::findings::tests::{group, instance};
-    let mut s = Snapshot::default();
-    for (name, members, stopped) in [("a", [11, 12, 13], 2), ("b", [21, 22, 23], 1), ("c", [31, 32, 33], 1)] {
-        let g = group(name, &members, &[("Launch", ""), ("Terminate", "")]);
-        for (k, n) in members.iter().enumerate() {
-            let state = if k < stopped { InstanceState::Stopped } else { InstanceState::Running };
-            let inst = instance(*n, state, (k < stopped).then_some("Server.ScheduledStop"), Some(name));
-            s.instances.insert(inst.id.clone(), inst);
-        }
-        s.groups.insert(g.name.clone(), g);
-    }
-    s
 }
 
 fn start_calls(g: &TestGuard) -> Vec<String> {

@@ -37,15 +37,7 @@ def free_port():
 
 def poll(what, check, timeout=10.0, interval=0.1):
     """check() until truthy, at most timeout seconds and timeout/interval + 1 tries."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / interval) + 1):
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return scenario.wait_until(what, check, timeout, interval, int(timeout / interval) + 1)
 
 
 class Server:
