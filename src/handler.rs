@@ -223,18 +223,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 (r.findings, r.plan, r.snapshot) = (found, plan, snapshot);
                 break;
             }
-            let outcomes = actions::execute(&plan, &self.actuator, false, now).await;
-            // Progress is a change to an instance or group, not the bookkeeping tag: after
-            // starts that all failed there is nothing to wait for.
-            let progressed = outcomes.iter().any(|o| {
-                o.is_done() && !matches!(o.action, Action::MarkRecovering { .. } | Action::ClearRecovering { .. })
-            });
+            let progressed = self.act(&plan, now, &mut progress, report).await;
             made_progress |= progressed;
-            learn(&mut progress, &outcomes);
             // A stop and start moves an instance to new hardware: its announced retirement no longer applies.
             announced.retain(|a| !progress.started.iter().any(|(id, _)| *id == a.instance));
-            report.plan.steps.extend(plan.steps.iter().cloned());
-            report.outcomes.extend(outcomes);
             (r.findings, r.plan, r.snapshot) = (found, plan, snapshot);
             // Re-reading at once after progress is cheap; only waiting is bounded by the budget.
             if !progressed || report.rounds >= MAX_ROUNDS {
@@ -242,6 +234,20 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             }
         }
         Ok(r)
+    }
+
+    /// Carries out one round's plan, learns from its outcomes and reports them; true when
+    /// an instance or group changed (the bookkeeping tag is no progress: after starts
+    /// that all failed there is nothing to wait for).
+    async fn act(&self, plan: &Plan, now: DateTime<Utc>, progress: &mut Progress, report: &mut Report) -> bool {
+        let outcomes = actions::execute(plan, &self.actuator, false, now).await;
+        let progressed = outcomes.iter().any(|o| {
+            o.is_done() && !matches!(o.action, Action::MarkRecovering { .. } | Action::ClearRecovering { .. })
+        });
+        learn(progress, &outcomes);
+        report.plan.steps.extend(plan.steps.iter().cloned());
+        report.outcomes.extend(outcomes);
+        progressed
     }
 
     /// A dry run's whole plan: this round's steps, then those that would follow if they

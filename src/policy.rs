@@ -292,7 +292,7 @@ impl<'a> Planner<'a> {
             u.allocated < u.candidates.len()
                 && (u.group.is_none()
                     || (u.in_flight + u.allocated < config.max_starts_per_group
-                        && u.recorded(snapshot).len() < Recovery::CAPACITY))
+                        && (u.mode < Mode::Recover || u.recorded(snapshot).len() < Recovery::CAPACITY)))
         };
         while budget > 0 {
             let mut given = false;
@@ -311,11 +311,8 @@ impl<'a> Planner<'a> {
             for inst in &u.candidates[u.allocated..] {
                 let reason = if budget == 0 {
                     format!(
-                        "MAX_STARTS_PER_INVOCATION={} reached ({} started in this invocation); the next invocation continues",
-                        config.max_starts,
-                        config
-                            .max_starts
-                            .min(self.progress.started.len() + units.iter().map(|u| u.allocated).sum::<usize>())
+                        "MAX_STARTS_PER_INVOCATION={} reached (every round of this invocation counts); the next invocation continues",
+                        config.max_starts
                     )
                 } else if u.in_flight + u.allocated >= config.max_starts_per_group {
                     format!(
