@@ -158,6 +158,41 @@ fn retired_members_of_a_group_a_person_suspended_are_started_and_marked_but_its_
 }
 
 #[test]
+fn the_start_bounds_hold_for_the_whole_sweep_and_the_groups_take_turns() {
+    // Regression: with both bounds at 1, one sweep over 3 stranded groups started all 4
+    // retired members, 2 of them in one group.
+    let w = World::new();
+    let b = w.moto.scenario(&["stranded-group", "--name", "b"]);
+    let c = w.moto.scenario(&["stranded-group", "--name", "c"]);
+    let env = [("POLICY", "recover"), ("MAX_STARTS_PER_INVOCATION", "1"), ("MAX_STARTS_PER_GROUP", "1")];
+    let started = |report: &Value| -> Vec<String> {
+        report["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["action"] == "start_instance")
+            .map(|o| o["instance"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut order = vec![];
+    for _ in 0..3 {
+        let report = w.run(&["sweep"], &env);
+        let one = started(&report);
+        assert_eq!(one.len(), 1, "one start per sweep: {report:#}");
+        order.extend(one);
+    }
+    let group_of = |id: &str| w.state()["instances"][id]["group"].as_str().unwrap().to_owned();
+    let groups: Vec<String> = order.iter().map(|id| group_of(id)).collect();
+    assert_eq!(groups, ["b", "c", "es-data"].map(String::from), "each group served once before any twice: {order:?}");
+    assert_eq!(strings(&b["retired"]).len() + strings(&c["retired"]).len(), 2);
+    // Every started member ran, was marked Healthy, and b and c (fully repaired) were resumed.
+    let after = w.state();
+    assert!(suspended(&after, "b").is_empty() && suspended(&after, "c").is_empty());
+    assert_eq!(suspended(&after, "es-data"), ["Launch", "Terminate"], "es-data has a member still stopped");
+    assert_nothing_replaced(&w);
+}
+
+#[test]
 fn booting_slower_than_the_wait_ends_the_invocation_without_resuming_and_a_running_event_finishes() {
     let w = World::new();
     w.moto.realism(&[("pending_seconds", "6")]);

@@ -19,6 +19,9 @@ Subcommands:
                                seed waits until the stopped members read Unhealthy
                                (with health checks on); on plain moto: StopInstances
                                and SuspendProcesses, as ever
+  stranded-group --name NAME [--size N] [--retired K]
+                               (realism, after seed) one more group with Launch and
+                               Terminate suspended by AWS and K members retired
   state                        EC2 instances (state, state_reason code, launch_time)
                                and Auto Scaling groups right now
   messages [--wait-seconds N] [--queue NAME]
@@ -355,6 +358,28 @@ def cmd_seed(args):
         "suspended_by": suspended_by,
         "stopped_health": dict(sorted(stopped_health.items())),
     }
+
+
+def cmd_stranded_group(args):
+    """One more group as a retirement leaves it (after seed, on the realism server):
+    Launch and Terminate suspended by AWS, the first --retired members stopped by a
+    retirement."""
+    ep = args.endpoint
+    ec2, asg = client(ep, "ec2"), client(ep, "autoscaling")
+    if realism_settings(ep) is None:
+        raise ScenarioError("stranded-group needs the realism server (realaws.py)")
+    if all_groups(asg, [args.name]):
+        raise ScenarioError(f"group {args.name!r} exists already")
+    if not 0 <= args.retired <= args.size <= 50:
+        raise ScenarioError("need 0 <= --retired <= --size <= 50")
+    ensure_launch_template(ec2, pick_image(ec2))
+    ids = create_group(asg, args.name, args.size, default_subnets(ec2))
+    realism_api(ep, "/__realism/suspend", {"group": args.name, "processes": ["Launch", "Terminate"]})
+    retired = ids[: args.retired]
+    if retired:
+        realism_api(ep, "/__realism/retire", {"instance_ids": retired, "stop": True})
+        wait_state(ec2, retired, "stopped")
+    return {"group": args.name, "members": ids, "retired": retired}
 
 
 def topic_with_queue(sns, sqs, topic_name, queue_name):
@@ -734,6 +759,12 @@ def build_parser():
         "else user = SuspendProcesses)",
     )
     s.set_defaults(func=cmd_seed)
+
+    s = sub.add_parser("stranded-group", help="(realism) one more group with retired members")
+    s.add_argument("--name", required=True)
+    s.add_argument("--size", type=int, default=3)
+    s.add_argument("--retired", type=int, default=1)
+    s.set_defaults(func=cmd_stranded_group)
 
     s = sub.add_parser("state", help="print instances and groups")
     s.set_defaults(func=cmd_state)
