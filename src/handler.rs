@@ -176,7 +176,11 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         let mut made_progress = false;
         let mut r = Rounds::default();
         loop {
-            let snapshot = match inventory::collect(&self.inventory, &intake.scope).await {
+            let need = inventory::Need {
+                readiness: config.mode == crate::config::Mode::Recover,
+                repairing: progress.started.iter().filter_map(|(_, g)| g.clone()).collect(),
+            };
+            let snapshot = match inventory::collect(&self.inventory, &intake.scope, &need).await {
                 Ok(s) => s,
                 // A later round follows only writes: say what was done before failing for the retry.
                 Err(e) if report.rounds > 0 => {

@@ -291,6 +291,19 @@ fn an_org_view_retirement_for_another_account_is_notified_as_announced_not_inspe
 }
 
 #[test]
+fn a_notify_sweep_reads_only_what_the_decision_needs() {
+    // Every group, the instances not running, the instances with a scheduled event:
+    // no DescribeInstances of the running members, no status checks of every instance.
+    let w = World::new();
+    w.moto.scenario(&["record-start"]);
+    let report = w.run(&["sweep"], &[]);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 3, "{report:#}");
+    let mut actions = strings(&w.moto.scenario(&["record-writes"])["actions"]);
+    actions.sort();
+    assert_eq!(actions, ["DescribeAutoScalingGroups", "DescribeInstanceStatus", "DescribeInstances", "Publish"]);
+}
+
+#[test]
 fn unrelated_event_changes_nothing_and_sends_nothing() {
     let w = World::new();
     w.moto.scenario(&["record-start"]);

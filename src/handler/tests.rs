@@ -464,8 +464,8 @@ async fn near_the_deadline_no_round_starts_and_the_notice_says_so() {
 
 #[tokio::test]
 async fn a_read_failure_after_writes_still_sends_the_notice_of_what_was_done_then_fails_for_a_retry() {
-    // How many reads the first round makes, from a run that writes nothing.
-    let probe = guard(story(), &[]);
+    // How many reads the first round makes, from a dry run (it writes nothing).
+    let probe = guard(story(), &[("POLICY", "recover"), ("DRY_RUN", "true")]);
     probe.handle(&sweep(), now()).await.unwrap();
     let first_round = probe.inventory.reads.load(std::sync::atomic::Ordering::SeqCst);
 

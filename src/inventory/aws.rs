@@ -1,10 +1,11 @@
 //! `AwsInventory`: the inventory port over the AWS SDK. DescribeInstances
-//! (instance-id filter, 200 values per call, so unknown ids are simply absent),
-//! DescribeInstanceStatus (≤100 ids per call), DescribeAutoScalingGroups
+//! (instance-id filter, 200 values per call, so unknown ids are simply absent; or
+//! an instance-state-name filter), DescribeInstanceStatus (≤100 ids per call, or
+//! filtered by scheduled-event code), DescribeAutoScalingGroups
 //! (≤100 names per page), DescribeAutoScalingInstances (≤50 ids per call), all
 //! through the SDK paginators, chunks run concurrently (at most 4 at once).
 
-use super::{InstanceStatus, Inventory};
+use super::{EVENT_CODES, InstanceStatus, Inventory, NOT_RUNNING};
 use crate::domain::{
     AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Member, RootDevice, ScheduledEvent,
     StatusChecks, SuspendedProcess,
@@ -69,7 +70,10 @@ impl AwsInventory {
         let mut request = self.ec2.describe_instance_status();
         request = match ids {
             Some(ids) => request.set_instance_ids(Some(ids)),
-            None => request.max_results(1000),
+            None => {
+                let codes = EVENT_CODES.iter().map(|c| (*c).to_owned()).collect();
+                request.filters(Filter::builder().name("event.code").set_values(Some(codes)).build()).max_results(1000)
+            }
         };
         let pages: Vec<_> = request
             .into_paginator()
@@ -119,8 +123,9 @@ impl Inventory for AwsInventory {
         .await
     }
 
-    async fn stopped_instances(&self) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
-        self.describe(Filter::builder().name("instance-state-name").values("stopped").values("stopping").build()).await
+    async fn not_running(&self) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+        let states = NOT_RUNNING.iter().map(|s| (*s).to_owned()).collect();
+        self.describe(Filter::builder().name("instance-state-name").set_values(Some(states)).build()).await
     }
 
     async fn groups(&self, names: Option<&[AsgName]>) -> Result<Vec<GroupSnapshot>, AwsFailure> {
@@ -170,17 +175,15 @@ impl Inventory for AwsInventory {
         Ok(pairs.into_iter().collect())
     }
 
-    async fn statuses(&self, ids: Option<&[InstanceId]>) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
-        let pairs = match ids {
-            None => self.status_page(None).await?,
-            Some(ids) => {
-                chunked(ids, STATUS_IDS, |chunk| {
-                    self.statuses_of(chunk.iter().map(|i| i.as_str().to_owned()).collect())
-                })
-                .await?
-            }
-        };
+    async fn statuses(&self, ids: &[InstanceId]) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
+        let pairs =
+            chunked(ids, STATUS_IDS, |chunk| self.statuses_of(chunk.iter().map(|i| i.as_str().to_owned()).collect()))
+                .await?;
         Ok(pairs.into_iter().collect())
+    }
+
+    async fn scheduled(&self) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
+        Ok(self.status_page(None).await?.into_iter().collect())
     }
 }
 

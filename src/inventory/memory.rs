@@ -24,6 +24,22 @@ impl MemoryInventory {
         Self { state: Arc::new(Mutex::new(snapshot)), ..Self::default() }
     }
 
+    /// Status of the running instances that `pick` chooses, as DescribeInstanceStatus gives it.
+    fn running_status(
+        &self,
+        pick: impl Fn(&InstanceSnapshot) -> bool,
+    ) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
+        self.read(|s| {
+            s.instances
+                .values()
+                .filter(|i| i.state == InstanceState::Running && pick(i))
+                .map(|i| {
+                    (i.id.clone(), InstanceStatus { checks: i.status.clone(), events: i.scheduled_events.clone() })
+                })
+                .collect()
+        })
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> Result<T, AwsFailure> {
         let n = self.reads.fetch_add(1, Ordering::SeqCst);
         if self.fail_from.is_some_and(|from| n >= from) {
@@ -46,13 +62,9 @@ impl Inventory for MemoryInventory {
         self.read(|s| ids.iter().filter_map(|i| s.instances.get(i)).map(strip).collect())
     }
 
-    async fn stopped_instances(&self) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+    async fn not_running(&self) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
         self.read(|s| {
-            s.instances
-                .values()
-                .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Stopping))
-                .map(strip)
-                .collect()
+            s.instances.values().filter(|i| super::NOT_RUNNING.contains(&i.state.as_str())).map(strip).collect()
         })
     }
 
@@ -70,16 +82,12 @@ impl Inventory for MemoryInventory {
         })
     }
 
-    async fn statuses(&self, ids: Option<&[InstanceId]>) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
-        self.read(|s| {
-            s.instances
-                .values()
-                .filter(|i| i.state == InstanceState::Running && ids.is_none_or(|ids| ids.contains(&i.id)))
-                .map(|i| {
-                    (i.id.clone(), InstanceStatus { checks: i.status.clone(), events: i.scheduled_events.clone() })
-                })
-                .collect()
-        })
+    async fn statuses(&self, ids: &[InstanceId]) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
+        self.running_status(|i| ids.contains(&i.id))
+    }
+
+    async fn scheduled(&self) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
+        self.running_status(|i| !i.scheduled_events.is_empty())
     }
 }
 

@@ -1,10 +1,14 @@
 //! Inventory stage: a `Scope` → a `Snapshot` of the current AWS state, read
 //! through the `Inventory` port (DescribeInstances, DescribeInstanceStatus,
 //! DescribeAutoScalingGroups, DescribeAutoScalingInstances), independent reads
-//! run concurrently. `aws.rs` is the SDK adapter; `memory.rs` a fake for tests.
+//! run concurrently. A sweep reads only what the decision needs: every group,
+//! the instances that are not running, those with a scheduled event, and the
+//! running members (with their status checks) only of groups the guard may be
+//! repairing. `aws.rs` is the SDK adapter; `memory.rs` a fake for tests.
 
 pub mod aws;
 
+use crate::domain::RECOVERING_TAG;
 use crate::domain::{
     AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, ScheduledEvent, Snapshot, StatusChecks,
 };
@@ -20,12 +24,29 @@ pub struct InstanceStatus {
     pub events: Vec<ScheduledEvent>,
 }
 
+/// Instance states a sweep reads in full: every instance that is neither running nor pending.
+pub const NOT_RUNNING: [&str; 4] = ["stopping", "stopped", "shutting-down", "terminated"];
+
+/// Scheduled-event codes a sweep asks DescribeInstanceStatus for (its `event.code` filter).
+pub const EVENT_CODES: [&str; 5] =
+    ["instance-retirement", "instance-stop", "instance-reboot", "system-reboot", "system-maintenance"];
+
+/// What the plan needs beyond the problems themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Need {
+    /// The state and status checks of every member of a group the guard may repair
+    /// (POLICY=recover): a resume is planned only from them.
+    pub readiness: bool,
+    /// Groups whose members this invocation started: read in full whatever their tags say.
+    pub repairing: Vec<AsgName>,
+}
+
 /// The read port. Unknown ids and names are left out of the answers, never errors.
 pub trait Inventory: Sync {
     /// The instances with these ids that exist.
     fn instances(&self, ids: &[InstanceId]) -> impl Future<Output = Result<Vec<InstanceSnapshot>, AwsFailure>> + Send;
-    /// Every stopped or stopping instance in the region.
-    fn stopped_instances(&self) -> impl Future<Output = Result<Vec<InstanceSnapshot>, AwsFailure>> + Send;
+    /// Every instance in the region in one of the `NOT_RUNNING` states.
+    fn not_running(&self) -> impl Future<Output = Result<Vec<InstanceSnapshot>, AwsFailure>> + Send;
     /// The named groups that exist, or every group when `names` is `None`.
     fn groups(&self, names: Option<&[AsgName]>) -> impl Future<Output = Result<Vec<GroupSnapshot>, AwsFailure>> + Send;
     /// Which of these instances belong to a group.
@@ -33,24 +54,26 @@ pub trait Inventory: Sync {
         &self,
         ids: &[InstanceId],
     ) -> impl Future<Output = Result<BTreeMap<InstanceId, AsgName>, AwsFailure>> + Send;
-    /// Status of these instances (only running ones have checks), or of every
-    /// instance with a scheduled event or status when `ids` is `None`.
+    /// Status of these instances (only running ones have checks).
     fn statuses(
         &self,
-        ids: Option<&[InstanceId]>,
+        ids: &[InstanceId],
     ) -> impl Future<Output = Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure>> + Send;
+    /// Status of every running instance with a scheduled event of `EVENT_CODES`.
+    fn scheduled(&self) -> impl Future<Output = Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure>> + Send;
 }
 
-/// Reads the state a scope needs. Groups are read in full; members are described
-/// for groups with suspended processes (others heal themselves).
-pub async fn collect<I: Inventory>(inv: &I, scope: &Scope) -> Result<Snapshot, AwsFailure> {
+/// Reads the state a scope needs. Groups are read in full. Members of groups with
+/// suspended processes (others heal themselves) are described: for an event's
+/// scope all of them; in a sweep, which already holds every member that is not
+/// running, the running ones only where `need` asks for readiness.
+pub async fn collect<I: Inventory>(inv: &I, scope: &Scope, need: &Need) -> Result<Snapshot, AwsFailure> {
     let mut snapshot = Snapshot::default();
     let (found, groups, asked_groups) = match scope {
         Scope::Sweep => {
-            let (stopped, groups, statuses) =
-                futures::try_join!(inv.stopped_instances(), inv.groups(None), inv.statuses(None))?;
+            let (down, groups, statuses) = futures::try_join!(inv.not_running(), inv.groups(None), inv.scheduled())?;
             // Scheduled events on instances that are not stopped are retirements to announce.
-            let mut found = stopped;
+            let mut found = down;
             let stopped_ids: BTreeSet<_> = found.iter().map(|i| i.id.clone()).collect();
             let with_events: Vec<_> = statuses
                 .iter()
@@ -82,9 +105,13 @@ pub async fn collect<I: Inventory>(inv: &I, scope: &Scope) -> Result<Snapshot, A
     snapshot.gone_groups = asked_groups.into_iter().filter(|n| !present.contains(n)).collect();
 
     // Members of groups that cannot heal themselves, not yet described.
+    let detailed = |g: &GroupSnapshot| match scope {
+        Scope::Targets { .. } => true,
+        Scope::Sweep => need.readiness && (may_be_repaired(g, &snapshot) || need.repairing.contains(&g.name)),
+    };
     let missing: Vec<InstanceId> = groups
         .iter()
-        .filter(|g| !g.suspended.is_empty())
+        .filter(|g| !g.suspended.is_empty() && detailed(g))
         .flat_map(|g| g.members.iter().map(|m| m.id.clone()))
         .filter(|id| !snapshot.instances.contains_key(id))
         .collect::<BTreeSet<_>>()
@@ -107,10 +134,16 @@ pub async fn collect<I: Inventory>(inv: &I, scope: &Scope) -> Result<Snapshot, A
         .map(|i| i.id.clone())
         .collect();
     if !running.is_empty() {
-        let statuses = inv.statuses(Some(&running)).await?;
+        let statuses = inv.statuses(&running).await?;
         apply_statuses(snapshot.instances.values_mut(), &statuses);
     }
     Ok(snapshot)
+}
+
+/// A group the guard may be repairing: it has a member that is not running (among the
+/// instances read so far) or carries the guard's recovering tag.
+fn may_be_repaired(group: &GroupSnapshot, snapshot: &Snapshot) -> bool {
+    group.tags.contains_key(RECOVERING_TAG) || group.members.iter().any(|m| snapshot.instances.contains_key(&m.id))
 }
 
 fn apply_statuses<'a>(

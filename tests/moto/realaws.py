@@ -200,6 +200,22 @@ Instance.system_status = property(lambda self: _status(self, system=True))
 # None (no events) leaves the member out of the answer, as moto does.
 Instance.events = property(lambda self: list(getattr(self, "_rl_events", [])) or None)
 
+# DescribeInstanceStatus filter `event.code` (moto ignores filters it does not know):
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceStatus.html
+_orig_applies = Instance.applies
+
+
+def _applies(self, filters):
+    for f in filters or []:
+        if f["name"] == "event.code":
+            codes = {e["Code"] for e in getattr(self, "_rl_events", [])}
+            if not codes.intersection(f["values"]):
+                return False
+    return _orig_applies(self, filters)
+
+
+Instance.applies = _applies
+
 
 def find_instance(iid):
     for be in backends(ec2_backends):

@@ -177,6 +177,10 @@ class Realism(World):
                             "--announce-only")
         self.assertEqual(stop, {"retired": [other], "stopped": False})
         self.assertEqual(self.status(other)["Events"][0]["Code"], "instance-stop")
+        # The event.code filter lists only the instances with such an event.
+        by_code = self.ec2.describe_instance_status(
+            Filters=[{"Name": "event.code", "Values": ["instance-stop"]}])["InstanceStatuses"]
+        self.assertEqual([s["InstanceId"] for s in by_code], [other])
 
     def test_suspension_reasons_tell_a_user_from_aws(self):
         self.group("g", 1, suspend=["Launch"])

@@ -157,7 +157,7 @@ async fn describe_instances_pages_are_all_read() {
             r.next_token().is_none()
                 && r.max_results() == Some(1000)
                 && filter.name() == Some("instance-state-name")
-                && filter.values() == ["stopped", "stopping"]
+                && filter.values() == ["stopping", "stopped", "shutting-down", "terminated"]
         })
         .then_output(|| {
             DescribeInstancesOutput::builder()
@@ -177,7 +177,7 @@ async fn describe_instances_pages_are_all_read() {
         });
     let inv = inventory(RuleMode::Sequential, &[&first, &second], &[]);
 
-    let found = inv.stopped_instances().await.unwrap();
+    let found = inv.not_running().await.unwrap();
 
     assert_eq!(
         sorted_ids(&found),
@@ -211,7 +211,13 @@ async fn describe_instance_status_pages_are_all_read_with_their_scheduled_events
     };
     let deadline = aws_smithy_types::DateTime::from_secs(1_796_083_200); // 2026-12-01T00:00:00Z
     let first = mock!(Ec2::describe_instance_status)
-        .match_requests(|r| r.instance_ids().is_empty() && r.max_results() == Some(1000) && r.next_token().is_none())
+        .match_requests(|r| {
+            // Only instances with a scheduled event, not the status of every running instance.
+            let by_event = r.filters().first().is_some_and(|f| {
+                f.name() == Some("event.code") && f.values().iter().any(|v| v == "instance-retirement")
+            });
+            r.instance_ids().is_empty() && by_event && r.max_results() == Some(1000) && r.next_token().is_none()
+        })
         .then_output(move || {
             let retiring = Ec2Status::builder()
                 .instance_id("i-0000000000000000a")
@@ -244,7 +250,7 @@ async fn describe_instance_status_pages_are_all_read_with_their_scheduled_events
         });
     let inv = inventory(RuleMode::Sequential, &[&first, &second], &[]);
 
-    let statuses = inv.statuses(None).await.unwrap();
+    let statuses = inv.scheduled().await.unwrap();
 
     let expected = BTreeMap::from([
         (
@@ -380,7 +386,7 @@ async fn statuses_of_named_instances_are_asked_100_ids_at_a_time() {
     let inv = inventory(RuleMode::MatchAny, &[&rule], &[]);
     let ids: Vec<InstanceId> = (0..250).map(|n| id(&nth_id(n))).collect();
 
-    let statuses = inv.statuses(Some(&ids)).await.unwrap();
+    let statuses = inv.statuses(&ids).await.unwrap();
 
     assert_eq!(rule.num_calls(), 3);
     let mut sizes = sizes.lock().unwrap().clone();
@@ -560,7 +566,7 @@ async fn status_call_is_repeated_without_the_id_aws_says_does_not_exist() {
     );
     let inv = inventory(RuleMode::Sequential, &[&failing, &retry], &[]);
 
-    let statuses = inv.statuses(Some(&[id(a), id(b), id(c)])).await.unwrap();
+    let statuses = inv.statuses(&[id(a), id(b), id(c)]).await.unwrap();
 
     assert_eq!(statuses.keys().map(InstanceId::as_str).collect::<Vec<_>>(), [a, c]);
     assert!(statuses.values().all(|s| s.checks == ok_checks()));
@@ -581,7 +587,7 @@ async fn a_short_id_is_kept_when_a_longer_id_starting_with_it_vanished() {
         .then_output(move || DescribeInstanceStatusOutput::builder().instance_statuses(running_ok(short)).build());
     let inv = inventory(RuleMode::Sequential, &[&failing, &retry], &[]);
 
-    let statuses = inv.statuses(Some(&[id(short), id(long)])).await.unwrap();
+    let statuses = inv.statuses(&[id(short), id(long)]).await.unwrap();
 
     assert_eq!(statuses.keys().map(InstanceId::as_str).collect::<Vec<_>>(), [short]);
 }
@@ -593,7 +599,7 @@ async fn status_is_left_unknown_when_the_not_found_message_names_no_asked_id() {
     });
     let inv = inventory(RuleMode::MatchAny, &[&failing], &[]);
 
-    let statuses = inv.statuses(Some(&[id("i-0000000000000aaaa")])).await.unwrap();
+    let statuses = inv.statuses(&[id("i-0000000000000aaaa")]).await.unwrap();
 
     assert!(statuses.is_empty());
     assert_eq!(failing.num_calls(), 1);
@@ -613,7 +619,7 @@ async fn describe_instances_denied_is_classified_and_keeps_the_code() {
     });
     let inv = inventory(RuleMode::MatchAny, &[&rule], &[]);
 
-    let err = inv.stopped_instances().await.unwrap_err();
+    let err = inv.not_running().await.unwrap_err();
 
     assert_eq!(err.operation, "DescribeInstances");
     assert_eq!(err.kind, FailureKind::Denied);
@@ -670,7 +676,7 @@ async fn status_read_answering_500_is_transient() {
         .then_http_response(|| HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::empty()));
     let inv = inventory(RuleMode::MatchAny, &[&rule], &[]);
 
-    let err = inv.statuses(None).await.unwrap_err();
+    let err = inv.scheduled().await.unwrap_err();
 
     assert_eq!(err.operation, "DescribeInstanceStatus");
     assert_eq!(err.kind, FailureKind::Transient);
