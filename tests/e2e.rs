@@ -69,9 +69,25 @@ fn recover_with_the_defaults_restarts_retired_members_marks_them_healthy_and_res
         assert_eq!(w.seed["stopped_health"][&id], "Unhealthy", "{:#}", w.seed);
     }
     let before = w.state();
+    w.moto.scenario(&["record-start"]);
     let report = w.run(&["sweep"], &[("POLICY", "recover")]);
     assert_eq!(report["status"], "handled");
     assert_eq!(report["remaining"], json!([]), "{report:#}");
+    // One call per kind of write, but for the health marking (one instance per call in the API).
+    let mut writes = strings(&w.moto.scenario(&["record-writes"])["writes"]);
+    writes.sort();
+    assert_eq!(
+        writes,
+        [
+            "CreateOrUpdateTags",
+            "DeleteTags",
+            "Publish",
+            "ResumeProcesses",
+            "SetInstanceHealth",
+            "SetInstanceHealth",
+            "StartInstances"
+        ]
+    );
 
     let after = w.state();
     for (id, state, health) in members(&after, "es-data") {

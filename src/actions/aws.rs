@@ -1,5 +1,6 @@
-//! `AwsActuator`: the write port over the AWS SDK (ec2:StartInstances,
-//! autoscaling:SetInstanceHealth, ResumeProcesses, CreateOrUpdateTags, DeleteTags).
+//! `AwsActuator`: the write port over the AWS SDK (ec2:StartInstances and
+//! autoscaling:CreateOrUpdateTags, DeleteTags for many resources per call;
+//! SetInstanceHealth, ResumeProcesses for one).
 
 use super::Actuator;
 use crate::domain::{AsgName, InstanceId};
@@ -14,22 +15,22 @@ pub struct AwsActuator {
 }
 
 impl Actuator for AwsActuator {
-    async fn start(&self, id: &InstanceId) -> Result<String, AwsFailure> {
+    async fn start(&self, ids: &[InstanceId]) -> Result<Vec<(InstanceId, String)>, AwsFailure> {
         let out = self
             .ec2
             .start_instances()
-            .instance_ids(id.as_str())
+            .set_instance_ids(Some(ids.iter().map(|i| i.as_str().to_owned()).collect()))
             .send()
             .await
             .map_err(|e| AwsFailure::from_sdk("StartInstances", &e))?;
         Ok(out
             .starting_instances()
             .iter()
-            .find(|c| c.instance_id() == Some(id.as_str()))
-            .and_then(|c| c.current_state())
-            .and_then(|s| s.name())
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_else(|| "unknown".into()))
+            .filter_map(|c| {
+                let id = InstanceId::parse(c.instance_id()?)?;
+                Some((id, c.current_state()?.name()?.as_str().to_owned()))
+            })
+            .collect())
     }
 
     async fn set_healthy(&self, id: &InstanceId) -> Result<(), AwsFailure> {
@@ -55,20 +56,21 @@ impl Actuator for AwsActuator {
             .map_err(|e| AwsFailure::from_sdk("ResumeProcesses", &e))
     }
 
-    async fn tag_group(&self, group: &AsgName, key: &str, value: &str) -> Result<(), AwsFailure> {
+    async fn tag_groups(&self, key: &str, tags: &[(AsgName, String)]) -> Result<(), AwsFailure> {
+        let tags = tags.iter().map(|(g, v)| group_tag(g, key).value(v).propagate_at_launch(false).build()).collect();
         self.autoscaling
             .create_or_update_tags()
-            .tags(group_tag(group, key).value(value).propagate_at_launch(false).build())
+            .set_tags(Some(tags))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| AwsFailure::from_sdk("CreateOrUpdateTags", &e))
     }
 
-    async fn untag_group(&self, group: &AsgName, key: &str) -> Result<(), AwsFailure> {
+    async fn untag_groups(&self, key: &str, groups: &[AsgName]) -> Result<(), AwsFailure> {
         self.autoscaling
             .delete_tags()
-            .tags(group_tag(group, key).build())
+            .set_tags(Some(groups.iter().map(|g| group_tag(g, key).build()).collect()))
             .send()
             .await
             .map(|_| ())

@@ -42,14 +42,30 @@ impl RecordingActuator {
 }
 
 impl Actuator for RecordingActuator {
-    async fn start(&self, id: &InstanceId) -> Result<String, AwsFailure> {
-        self.record(format!("start {id}"))?;
+    /// Like AWS, a batch with one refused instance fails as a whole (and starts none).
+    async fn start(&self, ids: &[InstanceId]) -> Result<Vec<(InstanceId, String)>, AwsFailure> {
+        if ids.len() > 1 && ids.iter().any(|id| self.failures.contains_key(&format!("start {id}"))) {
+            let list: Vec<&str> = ids.iter().map(InstanceId::as_str).collect();
+            let kind = FailureKind::Other;
+            self.calls.lock().unwrap().push(format!("start {}", list.join(",")));
+            return Err(AwsFailure {
+                operation: "test",
+                kind,
+                code: None,
+                message: "a batch with a refused id".into(),
+            });
+        }
+        for id in ids {
+            self.record(format!("start {id}"))?;
+        }
         let mut s = self.world.state.lock().unwrap();
-        let inst = s.instances.get_mut(id).unwrap();
-        inst.state = InstanceState::Running;
-        inst.state_reason_code = None;
-        inst.status = Some(StatusChecks { instance: self.checks.into(), system: "ok".into() });
-        Ok("pending".into())
+        for id in ids {
+            let inst = s.instances.get_mut(id).unwrap();
+            inst.state = InstanceState::Running;
+            inst.state_reason_code = None;
+            inst.status = Some(StatusChecks { instance: self.checks.into(), system: "ok".into() });
+        }
+        Ok(ids.iter().map(|id| (id.clone(), "pending".to_owned())).collect())
     }
 
     async fn set_healthy(&self, id: &InstanceId) -> Result<(), AwsFailure> {
@@ -70,15 +86,19 @@ impl Actuator for RecordingActuator {
         Ok(())
     }
 
-    async fn tag_group(&self, group: &AsgName, key: &str, value: &str) -> Result<(), AwsFailure> {
-        self.record(format!("tag {group} {key}"))?;
-        self.world.state.lock().unwrap().groups.get_mut(group).unwrap().tags.insert(key.into(), value.into());
+    async fn tag_groups(&self, key: &str, tags: &[(AsgName, String)]) -> Result<(), AwsFailure> {
+        for (group, value) in tags {
+            self.record(format!("tag {group} {key}"))?;
+            self.world.state.lock().unwrap().groups.get_mut(group).unwrap().tags.insert(key.into(), value.clone());
+        }
         Ok(())
     }
 
-    async fn untag_group(&self, group: &AsgName, key: &str) -> Result<(), AwsFailure> {
-        self.record(format!("untag {group} {key}"))?;
-        self.world.state.lock().unwrap().groups.get_mut(group).unwrap().tags.remove(key);
+    async fn untag_groups(&self, key: &str, groups: &[AsgName]) -> Result<(), AwsFailure> {
+        for group in groups {
+            self.record(format!("untag {group} {key}"))?;
+            self.world.state.lock().unwrap().groups.get_mut(group).unwrap().tags.remove(key);
+        }
         Ok(())
     }
 }

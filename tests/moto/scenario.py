@@ -22,6 +22,15 @@ Subcommands:
   stranded-group --name NAME [--size N] [--retired K]
                                (realism, after seed) one more group with Launch and
                                Terminate suspended by AWS and K members retired
+  seed-scale --groups N [--size S] --stranded K --stopped M [--prefix P]
+                               (realism, on a reset server) many groups fast for
+                               the benchmark: one launch template, N groups of S
+                               members (no per-group wait; moto launches them in
+                               the call), K of them spread evenly stranded: Launch,
+                               Terminate suspended by AWS and M members in all
+                               retired with a stop (each stranded group at least
+                               one, its first members); plus the notices topic
+                               with its queue
   state                        EC2 instances (state, state_reason code, launch_time)
                                and Auto Scaling groups right now
   messages [--wait-seconds N] [--queue NAME]
@@ -380,6 +389,87 @@ def cmd_stranded_group(args):
         realism_api(ep, "/__realism/retire", {"instance_ids": retired, "stop": True})
         wait_state(ec2, retired, "stopped")
     return {"group": args.name, "members": ids, "retired": retired}
+
+
+def stranded_layout(groups, stranded, stopped, size):
+    """(indices of the stranded groups, spread evenly; members to retire in each)."""
+    if groups < 1 or size < 1 or size > 50:
+        raise ScenarioError("need --groups >= 1 and 1 <= --size <= 50")
+    if not 0 <= stranded <= groups:
+        raise ScenarioError("need 0 <= --stranded <= --groups")
+    if not stranded <= stopped <= stranded * size or (stranded == 0 and stopped):
+        raise ScenarioError("need --stranded <= --stopped <= --stranded * --size")
+    picked = [i * groups // stranded for i in range(stranded)] if stranded else []
+    per = [stopped // stranded + (1 if n < stopped % stranded else 0) for n in range(stranded)]
+    return dict(zip(picked, per))
+
+
+def cmd_seed_scale(args):
+    """Many groups at once for bench/bench.py, without the per-group waits of `seed`:
+    moto launches a group's instances inside CreateAutoScalingGroup, so one check at the
+    end (every group complete, the retired members stopped) replaces them."""
+    started = time.monotonic()
+    ep = args.endpoint
+    ec2, asg = client(ep, "ec2"), client(ep, "autoscaling")
+    sns, sqs = client(ep, "sns"), client(ep, "sqs")
+    if realism_settings(ep) is None:
+        raise ScenarioError("seed-scale needs the realism server (realaws.py)")
+    layout = stranded_layout(args.groups, args.stranded, args.stopped, args.size)
+    if asg.describe_auto_scaling_groups(MaxRecords=1).get("AutoScalingGroups"):
+        raise ScenarioError("groups exist already; run reset first")
+    ensure_launch_template(ec2, pick_image(ec2))
+    subnets = default_subnets(ec2)
+    width = max(4, len(str(args.groups - 1)))
+    names = [f"{args.prefix}-{i:0{width}d}" for i in range(args.groups)]
+    for n, name in enumerate(names):
+        # moto puts a group's instances in its first subnet; a default subnet (/20) holds
+        # about 4,000, so the groups take turns over the subnets.
+        turn = n % len(subnets)
+        zones = subnets[turn:] + subnets[:turn]
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateName": LAUNCH_TEMPLATE, "Version": "$Latest"},
+            MinSize=args.size,
+            MaxSize=args.size,
+            DesiredCapacity=args.size,
+            HealthCheckType="EC2",
+            HealthCheckGracePeriod=300,
+            VPCZoneIdentifier=",".join(zones),
+            Tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": "Name",
+                   "Value": name, "PropagateAtLaunch": True}],
+        )
+    members = {
+        g["AutoScalingGroupName"]: sorted(i["InstanceId"] for i in g.get("Instances", []))
+        for g in all_groups(asg)
+    }
+    short = [n for n in names if len(members.get(n, [])) != args.size]
+    if len(members) != args.groups or short:
+        raise ScenarioError(
+            f"{len(members)} groups listed for {args.groups} created; incomplete: {short[:5]}"
+        )
+    stranded = [names[i] for i in sorted(layout)]
+    retired = []
+    for i in sorted(layout):
+        realism_api(ep, "/__realism/suspend", {"group": names[i], "processes": ["Launch", "Terminate"]})
+        retired.extend(members[names[i]][: layout[i]])
+    if retired:
+        realism_api(ep, "/__realism/retire", {"instance_ids": retired, "stop": True})
+        states = {}
+        for chunk in range(0, len(retired), 200):
+            ids = retired[chunk : chunk + 200]
+            states.update({i["InstanceId"]: i["State"]["Name"] for i in all_instances(ec2, ids)})
+        still = sorted(i for i in retired if states.get(i) != "stopped")
+        if still:
+            raise ScenarioError(f"retired members not stopped: {still[:5]}")
+    topic_arn, queue_url = topic_with_queue(sns, sqs, TOPIC_NAME, QUEUE_NAME)
+    return {
+        "topic_arn": topic_arn,
+        "queue_url": queue_url,
+        "groups": dict(sorted(members.items())),
+        "stranded": stranded,
+        "stopped": sorted(retired),
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def topic_with_queue(sns, sqs, topic_name, queue_name):
@@ -765,6 +855,14 @@ def build_parser():
     s.add_argument("--size", type=int, default=3)
     s.add_argument("--retired", type=int, default=1)
     s.set_defaults(func=cmd_stranded_group)
+
+    s = sub.add_parser("seed-scale", help="(realism) many groups fast, some stranded (benchmark)")
+    s.add_argument("--groups", type=int, required=True)
+    s.add_argument("--size", type=int, default=5)
+    s.add_argument("--stranded", type=int, required=True, help="groups with retired members")
+    s.add_argument("--stopped", type=int, required=True, help="retired members over all of them")
+    s.add_argument("--prefix", default="bench")
+    s.set_defaults(func=cmd_seed_scale)
 
     s = sub.add_parser("state", help="print instances and groups")
     s.set_defaults(func=cmd_state)

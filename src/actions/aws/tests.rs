@@ -70,35 +70,36 @@ fn state_change(id: &str, now: InstanceStateName) -> InstanceStateChange {
 /// StartInstances failing with `code`, as the adapter reports it.
 async fn start_failure(code: &'static str) -> (AwsFailure, usize) {
     let rule = mock!(Ec2::start_instances).then_error(move || StartInstancesError::generic(meta(code, "refused")));
-    let failure = actuator(&[&rule], &[]).start(&id()).await.unwrap_err();
+    let failure = actuator(&[&rule], &[]).start(&[id()]).await.unwrap_err();
     (failure, rule.num_calls())
 }
 
 // ---- StartInstances ----
 
 #[tokio::test]
-async fn start_returns_the_state_aws_reports_for_that_instance() {
-    let rule = mock!(Ec2::start_instances).match_requests(|r| r.instance_ids() == [ID]).then_output(|| {
+async fn start_asks_for_every_instance_in_one_call_and_returns_the_state_of_each() {
+    const OTHER: &str = "i-0000000000000ffff";
+    let rule = mock!(Ec2::start_instances).match_requests(|r| r.instance_ids() == [ID, OTHER]).then_output(|| {
         StartInstancesOutput::builder()
-            // Another instance in the answer must not be mistaken for ours.
-            .starting_instances(state_change("i-0000000000000ffff", InstanceStateName::Running))
+            .starting_instances(state_change(OTHER, InstanceStateName::Running))
             .starting_instances(state_change(ID, InstanceStateName::Pending))
             .build()
     });
 
-    let state = actuator(&[&rule], &[]).start(&id()).await.unwrap();
+    let states = actuator(&[&rule], &[]).start(&[id(), InstanceId::parse(OTHER).unwrap()]).await.unwrap();
 
-    assert_eq!(state, "pending");
+    let find = |i: &str| states.iter().find(|(id, _)| id.as_str() == i).map(|(_, s)| s.as_str());
+    assert_eq!((find(ID), find(OTHER)), (Some("pending"), Some("running")));
     assert_eq!(rule.num_calls(), 1);
 }
 
 #[tokio::test]
-async fn start_reports_unknown_when_the_answer_omits_the_instance() {
+async fn start_leaves_out_an_instance_the_answer_omits() {
     let rule = mock!(Ec2::start_instances).then_output(|| StartInstancesOutput::builder().build());
 
-    let state = actuator(&[&rule], &[]).start(&id()).await.unwrap();
+    let states = actuator(&[&rule], &[]).start(&[id()]).await.unwrap();
 
-    assert_eq!(state, "unknown");
+    assert!(states.is_empty());
 }
 
 #[tokio::test]
@@ -133,7 +134,7 @@ async fn start_error_body_from_the_wire_is_parsed_and_classified() {
     let rule = mock!(Ec2::start_instances)
         .then_http_response(move || HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body.clone())));
 
-    let failure = actuator(&[&rule], &[]).start(&id()).await.unwrap_err();
+    let failure = actuator(&[&rule], &[]).start(&[id()]).await.unwrap_err();
 
     assert_eq!(failure.kind, FailureKind::WrongState);
     assert_eq!(failure.code.as_deref(), Some("IncorrectInstanceState"));
@@ -145,7 +146,7 @@ async fn start_answering_500_is_transient_after_the_sdk_retries() {
     let rule = mock!(Ec2::start_instances)
         .then_http_response(|| HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::empty()));
 
-    let failure = actuator(&[&rule], &[]).start(&id()).await.unwrap_err();
+    let failure = actuator(&[&rule], &[]).start(&[id()]).await.unwrap_err();
 
     assert_eq!(failure.operation, "StartInstances");
     assert_eq!(failure.kind, FailureKind::Transient);
@@ -162,9 +163,9 @@ async fn start_succeeds_when_a_500_is_followed_by_an_answer() {
         })
         .build();
 
-    let state = actuator(&[&rule], &[]).start(&id()).await.unwrap();
+    let states = actuator(&[&rule], &[]).start(&[id()]).await.unwrap();
 
-    assert_eq!(state, "pending");
+    assert_eq!(states, [(id(), "pending".to_owned())]);
     assert_eq!(rule.num_calls(), 2);
 }
 
@@ -244,27 +245,30 @@ async fn resume_validation_error_is_not_treated_as_gone() {
 }
 
 #[tokio::test]
-async fn tag_group_writes_one_group_tag_that_is_not_propagated() {
+async fn tag_groups_writes_one_tag_per_group_in_one_call_never_propagated() {
     let rule = mock!(Asg::create_or_update_tags)
         .match_requests(|r| {
-            let [tag] = r.tags() else { return false };
+            let [tag, other] = r.tags() else { return false };
             tag.resource_id() == Some(GROUP)
                 && tag.resource_type() == Some("auto-scaling-group")
                 && tag.key() == Some("retirement-guard:recovering")
                 && tag.value() == Some("2026-11-20T10:00:00Z")
                 && tag.propagate_at_launch() == Some(false)
+                && other.resource_id() == Some("web")
+                && other.value() == Some("v2")
         })
         .then_output(|| {
             aws_sdk_autoscaling::operation::create_or_update_tags::CreateOrUpdateTagsOutput::builder().build()
         });
 
-    actuator(&[], &[&rule]).tag_group(&group(), "retirement-guard:recovering", "2026-11-20T10:00:00Z").await.unwrap();
+    let tags = [(group(), "2026-11-20T10:00:00Z".to_owned()), (AsgName::parse("web").unwrap(), "v2".to_owned())];
+    actuator(&[], &[&rule]).tag_groups("retirement-guard:recovering", &tags).await.unwrap();
 
     assert_eq!(rule.num_calls(), 1);
 }
 
 #[tokio::test]
-async fn untag_group_deletes_only_that_key_on_that_group() {
+async fn untag_groups_deletes_only_that_key_on_those_groups() {
     let rule = mock!(Asg::delete_tags)
         .match_requests(|r| {
             let [tag] = r.tags() else { return false };
@@ -275,7 +279,7 @@ async fn untag_group_deletes_only_that_key_on_that_group() {
         })
         .then_output(|| aws_sdk_autoscaling::operation::delete_tags::DeleteTagsOutput::builder().build());
 
-    actuator(&[], &[&rule]).untag_group(&group(), "retirement-guard:recovering").await.unwrap();
+    actuator(&[], &[&rule]).untag_groups("retirement-guard:recovering", &[group()]).await.unwrap();
 
     assert_eq!(rule.num_calls(), 1);
 }
@@ -289,7 +293,7 @@ async fn tag_group_denied_is_classified_as_denied() {
         ))
     });
 
-    let failure = actuator(&[], &[&rule]).tag_group(&group(), "k", "v").await.unwrap_err();
+    let failure = actuator(&[], &[&rule]).tag_groups("k", &[(group(), "v".to_owned())]).await.unwrap_err();
 
     assert_eq!(failure.operation, "CreateOrUpdateTags");
     assert_eq!(failure.kind, FailureKind::Denied);
