@@ -352,6 +352,21 @@ impl Snapshot {
         })
     }
 
+    /// This snapshot with what `fresh` re-read put in its place: newer groups and
+    /// instances replace older ones, and what `fresh` asked for and did not find is gone.
+    pub fn overlay(&self, fresh: Snapshot) -> Snapshot {
+        let mut s = self.clone();
+        for name in &fresh.gone_groups {
+            s.groups.remove(name);
+        }
+        for id in &fresh.gone_instances {
+            s.instances.remove(id);
+        }
+        s.groups.extend(fresh.groups);
+        s.instances.extend(fresh.instances);
+        s
+    }
+
     /// The group an instance belongs to, from group membership first, then its tag.
     pub fn group_of(&self, id: &InstanceId) -> Option<&GroupSnapshot> {
         self.groups

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::domain::Snapshot;
 use crate::error::{AwsFailure, HandlerError};
 use crate::findings::{self, Finding, Retirement};
-use crate::intake::{self, Intake, Parsed, Trigger};
+use crate::intake::{self, Intake, Parsed, Scope, Trigger};
 use crate::inventory::{self, Inventory};
 use crate::notify::{self, Notifier};
 use crate::policy::{self, Action, Plan, Progress, Skip};
@@ -175,13 +175,18 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         let mut progress = Progress::default();
         let mut made_progress = false;
         let mut r = Rounds::default();
+        // After the first round of a sweep, only what is under repair is read again.
+        let (mut scope, mut base): (Scope, Option<Snapshot>) = (intake.scope.clone(), None);
         loop {
             let need = inventory::Need {
                 readiness: config.mode == crate::config::Mode::Recover,
                 repairing: progress.started.iter().filter_map(|(_, g)| g.clone()).collect(),
             };
-            let snapshot = match inventory::collect(&self.inventory, &intake.scope, &need).await {
-                Ok(s) => s,
+            let snapshot = match inventory::collect(&self.inventory, &scope, &need).await {
+                Ok(fresh) => match &base {
+                    Some(b) => b.overlay(fresh),
+                    None => fresh,
+                },
                 // A later round follows only writes: say what was done before failing for the retry.
                 Err(e) if report.rounds > 0 => {
                     r.cut_short = Some(format!(
@@ -229,6 +234,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             }
             let progressed = self.act(&plan, now, &mut progress, report).await;
             made_progress |= progressed;
+            if intake.scope == Scope::Sweep {
+                scope = under_repair(&scope, &plan);
+                base = Some(snapshot.clone());
+            }
             // A stop and start moves an instance to new hardware: its announced retirement no longer applies.
             announced.retain(|a| !progress.started.iter().any(|(id, _)| *id == a.instance));
             (r.findings, r.plan, r.snapshot) = (found, plan, snapshot);
@@ -354,6 +363,26 @@ fn announced(trigger: &Trigger) -> Vec<Retirement> {
             .collect(),
         _ => vec![],
     }
+}
+
+/// The groups and standalone instances a round's plan changed, added to `scope` (a
+/// sweep's scope becomes just them): what the next round of a sweep reads again.
+fn under_repair(scope: &Scope, plan: &Plan) -> Scope {
+    let (mut instances, mut groups) = match scope {
+        Scope::Targets { instances, groups } => (instances.clone(), groups.clone()),
+        Scope::Sweep => (vec![], vec![]),
+    };
+    for step in &plan.steps {
+        match &step.action {
+            Action::StartInstance { instance, group: None } => instances.push(instance.clone()),
+            other => groups.extend(other.group().cloned()),
+        }
+    }
+    instances.sort();
+    instances.dedup();
+    groups.sort();
+    groups.dedup();
+    Scope::Targets { instances, groups }
 }
 
 /// What a round's outcomes teach the plans of the rounds after it.

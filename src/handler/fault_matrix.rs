@@ -949,8 +949,9 @@ async fn clean_runs_repair_everything_and_notify() {
         for op in [Op::CreateOrUpdateTags, Op::SetInstanceHealth, Op::ResumeProcesses, Op::DeleteTags, Op::DeleteItem] {
             assert_eq!(run.rules.calls(op), 1, "{event:?} {op:?}");
         }
+        // A sweep's later rounds read only what is under repair: es-data and C, by name and id.
         let (read, unread) = match event {
-            Event::Sweep => (Op::Scan, [Op::GetItem, Op::DescribeAutoScalingInstances]),
+            Event::Sweep => (Op::Scan, [Op::GetItem, Op::GetItem]),
             Event::StateChange => (Op::GetItem, [Op::Scan, Op::Scan]),
         };
         assert!(run.rules.calls(read) > 0);

@@ -452,6 +452,19 @@ async fn the_start_bounds_hold_for_the_whole_invocation_not_per_round() {
 }
 
 #[tokio::test]
+async fn after_the_first_round_a_sweep_reads_only_the_groups_under_repair() {
+    let g = guard(three_groups(), &[("POLICY", "recover"), ("MAX_STARTS_PER_INVOCATION", "1")]);
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    assert_eq!(report.rounds, 2, "the start, then a look at what it changed");
+    let reads = g.inventory.group_reads.lock().unwrap().clone();
+    assert_eq!(reads[0], "*", "the first round reads every group: {reads:?}");
+    assert!(reads[1..].iter().all(|r| r == "a"), "later rounds only a, the group repaired: {reads:?}");
+    // The other groups are still reported from the first round's reading.
+    let stranded = report.remaining.iter().filter(|f| f.kind() == "StrandedInstance").count();
+    assert_eq!(stranded, 3, "b, c and a's second member: {:?}", report.remaining);
+}
+
+#[tokio::test]
 async fn near_the_deadline_no_round_starts_and_the_notice_says_so() {
     let g = guard(story(), &[("POLICY", "recover")]);
     let report = g.handle_until(&sweep(), now(), Some(Instant::now())).await.unwrap();

@@ -17,6 +17,8 @@ pub struct MemoryInventory {
     pub fail_from: Option<usize>,
     /// Reads made so far, shared by clones.
     pub reads: Arc<AtomicUsize>,
+    /// The group names each `groups` read asked for (`*` for all), shared by clones.
+    pub group_reads: Arc<Mutex<Vec<String>>>,
 }
 
 impl MemoryInventory {
@@ -69,6 +71,9 @@ impl Inventory for MemoryInventory {
     }
 
     async fn groups(&self, names: Option<&[AsgName]>) -> Result<Vec<GroupSnapshot>, AwsFailure> {
+        let asked =
+            names.map_or_else(|| "*".to_owned(), |n| n.iter().map(AsgName::as_str).collect::<Vec<_>>().join(","));
+        self.group_reads.lock().unwrap().push(asked);
         self.read(|s| s.groups.values().filter(|g| names.is_none_or(|n| n.contains(&g.name))).cloned().collect())
     }
 
