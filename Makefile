@@ -70,6 +70,15 @@ deploy: package ## deploy one environment: make deploy ENV=staging DEPLOY_BUCKET
 	aws cloudformation package --template-file infra/template.yaml --s3-bucket $(DEPLOY_BUCKET) --s3-prefix $(STACK) --output-template-file target/infra/packaged-$(ENV).yaml
 	aws cloudformation deploy --template-file target/infra/packaged-$(ENV).yaml --stack-name $(STACK) --parameter-overrides file://infra/$(ENV).json --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset --tags project=retirement-guard environment=$(ENV)
 
+C7N_PIN   ?= c7n==0.9.53
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: $(VENV)/.installed ## retirement-guard vs Cloud Custodian (c7n) on the local AWS, writes bench/results.md (not in make test; about 1 h on 2 CPUs, BENCH_ARGS=--quick about 25 min)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(C7N_PIN)'
+	cargo build --release
+	$(VENV)/bin/python bench/bench.py --guard $(RELEASE) $(BENCH_ARGS)
+
 clean:
 	cargo clean
 	rm -rf $(VENV) .venv-infra

@@ -240,6 +240,9 @@ def fault_response(protocol, rule):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and
+    # the client's delayed ACK hold every answer about 40 ms.
+    disable_nagle_algorithm = True
     server_version = "faultproxy"
     sys_version = ""
 
