@@ -51,8 +51,8 @@ WRITE_MODE = {
     "start": "restart",
     "set_healthy": "recover",
     "resume": "recover",
-    "tag_group": "recover",
-    "untag_group": "recover",
+    "tag_groups": "recover",
+    "untag_groups": "recover",
 }
 MODES = ["notify", "restart", "recover"]
 PLATFORM = {
