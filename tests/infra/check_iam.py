@@ -144,18 +144,18 @@ def self_test() -> None:
 
 
 def written_tag_keys() -> set[str]:
-    """Tag keys the code passes to the actuator's tag_group/untag_group (a literal or a
-    `const NAME: &str = "..."` defined in src/)."""
+    """Tag keys the code passes to the actuator's tag_groups/untag_groups, their first
+    argument (a literal or a `const NAME: &str = "..."` defined in src/)."""
     code = "".join(strip_test_code(p.read_text()) for p in source_files())
     consts = dict(re.findall(r"\bconst\s+([A-Z][A-Z0-9_]*)\s*:\s*&str\s*=\s*\"([^\"]*)\"", code))
     keys = set()
-    for arg in re.findall(r"\.\s*(?:un)?tag_group\s*\(\s*[^,()]+,\s*([^,()]+?)\s*[,)]", code):
+    for arg in re.findall(r"\.\s*(?:un)?tag_groups\s*\(\s*([^,()]+?)\s*,", code):
         if arg.startswith('"'):
             keys.add(arg.strip('"'))
         elif arg in consts:
             keys.add(consts[arg])
         else:
-            raise CheckFailed(f"tag key argument {arg!r} of tag_group/untag_group is neither a literal nor a const")
+            raise CheckFailed(f"tag key argument {arg!r} of tag_groups/untag_groups is neither a literal nor a const")
     return keys
 
 
