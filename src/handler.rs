@@ -175,13 +175,11 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         let mut progress = Progress::default();
         let mut made_progress = false;
         let mut r = Rounds::default();
-        // After the first round of a sweep, only what is under repair is read again.
+        // After the first round of a sweep, only what is under repair is read again (in
+        // full: an event's scope describes every member of its suspended groups).
         let (mut scope, mut base): (Scope, Option<Snapshot>) = (intake.scope.clone(), None);
+        let need = inventory::Need { readiness: config.mode == crate::config::Mode::Recover };
         loop {
-            let need = inventory::Need {
-                readiness: config.mode == crate::config::Mode::Recover,
-                repairing: progress.started.iter().filter_map(|(_, g)| g.clone()).collect(),
-            };
             let snapshot = match inventory::collect(&self.inventory, &scope, &need).await {
                 Ok(fresh) => match &base {
                     Some(b) => b.overlay(fresh),

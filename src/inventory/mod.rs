@@ -37,8 +37,6 @@ pub struct Need {
     /// The state and status checks of every member of a group the guard may repair
     /// (POLICY=recover): a resume is planned only from them.
     pub readiness: bool,
-    /// Groups whose members this invocation started: read in full whatever their tags say.
-    pub repairing: Vec<AsgName>,
 }
 
 /// The read port. Unknown ids and names are left out of the answers, never errors.
@@ -107,7 +105,7 @@ pub async fn collect<I: Inventory>(inv: &I, scope: &Scope, need: &Need) -> Resul
     // Members of groups that cannot heal themselves, not yet described.
     let detailed = |g: &GroupSnapshot| match scope {
         Scope::Targets { .. } => true,
-        Scope::Sweep => need.readiness && (may_be_repaired(g, &snapshot) || need.repairing.contains(&g.name)),
+        Scope::Sweep => need.readiness && may_be_repaired(g, &snapshot),
     };
     let missing: Vec<InstanceId> = groups
         .iter()
