@@ -332,6 +332,19 @@ pub struct Snapshot {
     pub gone_instances: Vec<InstanceId>,
     /// Group names asked for that do not exist.
     pub gone_groups: Vec<AsgName>,
+    /// Parts of a sweep's reads that failed: what is in the snapshot is true, but not all there is.
+    pub unread: Vec<Unread>,
+}
+
+/// A part of the account a sweep could not read (after the SDK's retries).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unread {
+    /// What was being read, e.g. "Auto Scaling groups".
+    pub part: String,
+    /// Items of it read before the failure (whole pages).
+    pub read: usize,
+    /// The failure, operation first.
+    pub error: String,
 }
 
 impl Snapshot {

@@ -107,6 +107,8 @@ pub enum ConditionKind {
     /// An announced retirement the guard cannot inspect: notified once, never
     /// escalated, and never "resolved" (nothing the guard sees can clear it).
     NotInspected,
+    /// A sweep that could not read everything: open until a sweep reads everything again.
+    ReadIncomplete,
 }
 
 impl ConditionKind {
@@ -143,6 +145,7 @@ impl Condition {
             ConditionKind::SuspendedGroup => format!("processes suspended in group {}", self.subject),
             ConditionKind::StalledRecovery => format!("recovery of group {} stalled", self.subject),
             ConditionKind::NotInspected => format!("retirement announced for {}, not inspected", self.subject),
+            ConditionKind::ReadIncomplete => "the sweep could not read every instance and group".to_owned(),
         };
         what.chars().filter(|c| !c.is_control()).take(300).collect()
     }
@@ -167,6 +170,7 @@ pub fn conditions(findings: &[&Finding]) -> Vec<Condition> {
             }
             Finding::RecoveryStalled { group, .. } => (ConditionKind::StalledRecovery, group.to_string(), None),
             Finding::NotInspected { subject, .. } => (ConditionKind::NotInspected, subject.clone(), None),
+            Finding::ReadIncomplete { .. } => (ConditionKind::ReadIncomplete, "sweep".to_owned(), None),
             Finding::StoppedStandalone { instance, since, .. } => {
                 (ConditionKind::StoppedStandalone, instance.to_string(), *since)
             }
@@ -213,6 +217,7 @@ pub fn key_of(kind: ConditionKind, subject: &str) -> String {
         ConditionKind::SuspendedGroup => "suspended",
         ConditionKind::StalledRecovery => "stalled",
         ConditionKind::NotInspected => "not_inspected",
+        ConditionKind::ReadIncomplete => "unread",
     };
     format!("{kind}:{subject}")
 }

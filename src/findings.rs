@@ -2,7 +2,7 @@
 //! AWS Health event announced, → the list of problems worth telling a human.
 
 use crate::domain::{
-    AsgName, GroupSnapshot, InstanceId, InstanceState, RootDevice, Snapshot, StatusChecks, StopCause, Suspender,
+    AsgName, GroupSnapshot, InstanceId, InstanceState, RootDevice, Snapshot, StatusChecks, StopCause, Suspender, Unread,
 };
 use crate::intake::HealthEvent;
 use chrono::{DateTime, Duration, Utc};
@@ -91,6 +91,9 @@ pub enum Finding {
         deadline: Option<DateTime<Utc>>,
         why: String,
     },
+    /// A sweep that could not read everything (after the SDK's retries): what it
+    /// could not read, and the stopped group members whose group it could not read.
+    ReadIncomplete { parts: Vec<Unread>, unchecked: Vec<InstanceId> },
 }
 
 impl Finding {
@@ -104,6 +107,7 @@ impl Finding {
             Self::RecoveryInProgress { .. } => "RecoveryInProgress",
             Self::RecoveryStalled { .. } => "RecoveryStalled",
             Self::NotInspected { .. } => "NotInspected",
+            Self::ReadIncomplete { .. } => "ReadIncomplete",
         }
     }
 
@@ -116,6 +120,8 @@ impl Finding {
             Self::RetirementScheduled { .. } | Self::RecoveryInProgress { .. } | Self::NotInspected { .. } => {
                 Severity::Warning
             }
+            Self::ReadIncomplete { unchecked, .. } if !unchecked.is_empty() => Severity::Critical,
+            Self::ReadIncomplete { .. } => Severity::Warning,
             Self::SuspendedProcesses { stranded, .. } if *stranded > 0 => Severity::Warning,
             Self::SuspendedProcesses { .. } => Severity::Info,
         }
@@ -128,7 +134,7 @@ impl Finding {
             | Self::SuspendedProcesses { group, .. }
             | Self::RecoveryInProgress { group, .. }
             | Self::RecoveryStalled { group, .. } => Some(group),
-            Self::StoppedStandalone { .. } | Self::NotInspected { .. } => None,
+            Self::StoppedStandalone { .. } | Self::NotInspected { .. } | Self::ReadIncomplete { .. } => None,
         }
     }
 
@@ -139,7 +145,10 @@ impl Finding {
             | Self::StoppedStandalone { instance, .. }
             | Self::Unrecoverable { instance, .. }
             | Self::RecoveryStalled { instance, .. } => Some(instance),
-            Self::SuspendedProcesses { .. } | Self::RecoveryInProgress { .. } | Self::NotInspected { .. } => None,
+            Self::SuspendedProcesses { .. }
+            | Self::RecoveryInProgress { .. }
+            | Self::NotInspected { .. }
+            | Self::ReadIncomplete { .. } => None,
         }
     }
 }
@@ -154,6 +163,9 @@ pub fn assess(
     stall_after: Duration,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
+    if !snapshot.unread.is_empty() {
+        findings.push(read_incomplete(snapshot));
+    }
 
     for group in snapshot.groups.values() {
         findings.extend(recovery(snapshot, group, now, stall_after));
@@ -272,6 +284,19 @@ pub fn assess(
         }
     }
     findings
+}
+
+/// What a sweep could not read, with the stopped instances that name a group (their
+/// `aws:autoscaling:groupName` tag) the snapshot does not hold: possibly stranded, unchecked.
+fn read_incomplete(snapshot: &Snapshot) -> Finding {
+    let unchecked = snapshot
+        .instances
+        .values()
+        .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Stopping))
+        .filter(|i| i.group_tag().is_some_and(|g| !snapshot.groups.contains_key(&g)))
+        .map(|i| i.id.clone())
+        .collect();
+    Finding::ReadIncomplete { parts: snapshot.unread.clone(), unchecked }
 }
 
 /// The repair the guard recorded on a group, while it is not finished: a

@@ -201,6 +201,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             if report.rounds == 1 {
                 report.gone_instances = snapshot.gone_instances.clone();
                 report.gone_groups = snapshot.gone_groups.clone();
+                report.unread = snapshot.unread.clone();
                 (r.first_findings, r.first_plan) = (found.clone(), plan.clone());
             }
             if plan.steps.is_empty() {

@@ -22,6 +22,7 @@ pub fn emf_line(report: Option<&Report>, environment: &str, now: DateTime<Utc>) 
         ("ActionsDryRun", count(&|r| r.outcomes.iter().filter(|o| matches!(o.status, Status::DryRun { .. })).count())),
         ("ActionsGone", count(&|r| r.outcomes.iter().filter(|o| matches!(o.status, Status::Gone { .. })).count())),
         ("NoticesSent", count(&|r| r.notifications.len())),
+        ("ReadsIncomplete", count(&|r| r.unread.len())),
         ("Errors", usize::from(report.is_none())),
     ];
     let mut doc = json!({
@@ -56,7 +57,7 @@ mod tests {
         assert_eq!(v["Errors"], 0);
         assert_eq!(v["Environment"], "prod");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "RetirementGuard");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 8);
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 9);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::actions::Outcome;
 use crate::config::Mode;
-use crate::domain::{AsgName, InstanceId};
+use crate::domain::{AsgName, InstanceId, Unread};
 use crate::findings::{Finding, Severity};
 use crate::intake::{Scope, Trigger};
 use crate::policy::{Skip, Step};
@@ -66,6 +66,9 @@ pub struct Report {
     pub ignored_targets: Vec<String>,
     pub gone_instances: Vec<InstanceId>,
     pub gone_groups: Vec<AsgName>,
+    /// What a sweep could not read (the rest of the report holds what it could).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<Unread>,
     /// Read-plan-act rounds run (a round follows only after successful writes).
     pub rounds: usize,
     /// Why the rounds ended before the repair could go on (deadline near, a read
@@ -106,6 +109,7 @@ impl Report {
             ignored_targets: vec![],
             gone_instances: vec![],
             gone_groups: vec![],
+            unread: vec![],
             rounds: 0,
             cut_short: None,
             notifications: vec![],
@@ -131,6 +135,7 @@ impl Report {
             dry_run = self.dry_run,
             notices = self.notifications.len(),
             rounds = self.rounds,
+            unread = self.unread.len(),
             "invocation summary"
         );
     }

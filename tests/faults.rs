@@ -163,6 +163,11 @@ fn writes(w: &World) -> Vec<String> {
     strings(&w.moto.scenario(&["record-writes"])["writes"])
 }
 
+/// The writes that change EC2 or Auto Scaling (not the notices).
+fn changes(w: &World) -> Vec<String> {
+    writes(w).into_iter().filter(|a| a != "Publish").collect()
+}
+
 /// The report without what differs from run to run.
 fn findings(report: &Value) -> Value {
     let mut f = report["findings"].clone();
@@ -213,9 +218,10 @@ fn a_read_throttled_answered_5xx_or_reset_once_is_retried_and_the_report_is_the_
 }
 
 #[test]
-fn a_read_that_keeps_failing_fails_the_invocation_naming_the_operation_and_changes_and_sends_nothing() {
+fn an_event_whose_read_keeps_failing_fails_the_invocation_naming_the_operation_and_changes_and_sends_nothing() {
     let (w, p) = world(json!([]));
     let before = w.state();
+    let event = w.health_event();
     w.moto.scenario(&["record-start"]);
     // (action, fault, requests the SDK makes before giving up)
     let cases = [
@@ -226,7 +232,7 @@ fn a_read_that_keeps_failing_fails_the_invocation_naming_the_operation_and_chang
     ];
     for (action, fault, attempts) in cases {
         p.set_rules(json!([rule(action, fault, -1)]));
-        let r = run(&w, &p, &["sweep"], &RECOVER);
+        let r = run(&w, &p, &["invoke", event.path().to_str().unwrap()], &RECOVER);
         assert!(!r.ok(), "{action} {fault}: the invocation must fail so that Lambda retries it");
         let reason = r.reason();
         assert!(reason.contains("reading AWS state failed") && reason.contains(action), "{action} {fault}: {reason}");
@@ -238,28 +244,101 @@ fn a_read_that_keeps_failing_fails_the_invocation_naming_the_operation_and_chang
     assert_eq!(w.state(), before);
 }
 
+/// The parts a sweep's report says it could not read.
+fn unread(report: &Value) -> Vec<String> {
+    report["unread"]
+        .as_array()
+        .map(|a| a.iter().map(|u| u["part"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
 #[test]
-fn a_read_that_hangs_fails_the_invocation_within_the_operation_timeout_and_one_hang_is_retried() {
+fn a_sweep_whose_group_read_keeps_failing_notifies_what_it_could_not_read_and_writes_nothing() {
+    let (w, p) = world(json!([]));
+    let before = w.state();
+    w.moto.scenario(&["record-start"]);
+    for fault in ["throttle", "denied"] {
+        p.set_rules(json!([rule("DescribeAutoScalingGroups", fault, -1)]));
+        let r = run(&w, &p, &["sweep"], &RECOVER);
+        let report = r.report();
+        assert_eq!(unread(&report).len(), 1, "{fault}: {report:#}");
+        assert!(unread(&report)[0].starts_with("Auto Scaling groups"), "{fault}: {report:#}");
+        assert!(report["unread"][0]["error"].as_str().unwrap().contains("DescribeAutoScalingGroups"));
+        let notices = w.notices_now();
+        assert_eq!(notices.len(), 1, "{fault}: the first sweep tells, the second is deduplicated");
+        let body = notices[0]["message"].as_str().unwrap();
+        assert!(body.contains("COULD NOT READ") && body.contains("UNCHECKED"), "{body}");
+        for id in w.stopped() {
+            assert!(body.contains(&id), "{fault}: the stopped member {id} is named as unchecked: {body}");
+        }
+        eprintln!(
+            "DescribeAutoScalingGroups × {fault} always: exit 0, reported unread ({:.1} s)",
+            r.elapsed.as_secs_f64()
+        );
+    }
+    assert_eq!(changes(&w), Vec::<String>::new(), "nothing is written for a group the sweep could not read");
+    assert_eq!(w.state(), before);
+}
+
+#[test]
+fn a_read_that_hangs_ends_within_the_operation_timeout_and_one_hang_is_retried() {
     let (w, p) = world(json!([rule("DescribeAutoScalingGroups", "timeout", -1)]));
     w.moto.scenario(&["record-start"]);
     let r = run(&w, &p, &["sweep"], &RECOVER);
-    assert!(!r.ok(), "a hanging read fails the invocation");
-    let reason = r.reason();
-    assert!(reason.contains("DescribeAutoScalingGroups"), "{reason}");
     let limit = Duration::from_secs(OPERATION_TIMEOUT + 3);
-    assert!(r.elapsed < limit, "ended after {:?}, limit {limit:?}: {reason}", r.elapsed);
+    assert!(r.elapsed < limit, "ended after {:?}, limit {limit:?}", r.elapsed);
+    let report = r.report();
+    assert!(unread(&report)[0].starts_with("Auto Scaling groups"), "{report:#}");
+    assert!(report["unread"][0]["error"].as_str().unwrap().contains("timed out"), "{report:#}");
     assert!(p.faults("DescribeAutoScalingGroups", "timeout") >= 2, "timed-out attempts are retried: {}", p.stats());
-    assert_eq!(writes(&w), Vec::<String>::new());
-    assert!(w.notices_now().is_empty());
-    eprintln!("DescribeAutoScalingGroups × timeout always: {reason} ({:.1} s)", r.elapsed.as_secs_f64());
+    assert_eq!(changes(&w), Vec::<String>::new());
+    eprintln!("DescribeAutoScalingGroups × timeout always: exit 0, reported unread ({:.1} s)", r.elapsed.as_secs_f64());
 
     p.set_rules(json!([rule("DescribeInstances", "timeout", 1)]));
     let r = run(&w, &p, &["sweep"], &[]);
     let report = r.report();
     assert_eq!(report["status"], "handled");
+    assert!(unread(&report).is_empty(), "{report:#}");
     assert_eq!(p.faults("DescribeInstances", "timeout"), 1);
     assert!(r.elapsed >= Duration::from_secs(ATTEMPT_TIMEOUT), "the attempt timed out first: {:?}", r.elapsed);
-    assert_eq!(w.notices_now().len(), 1);
+}
+
+/// Pages slower than one attempt timeout: the SDK gives each attempt `ATTEMPT_TIMEOUT`,
+/// so a page that always takes longer is reported unread, with what the other reads
+/// found; a page slow only once is retried and the sweep is complete.
+#[test]
+fn a_sweep_whose_instance_pages_are_slower_than_the_attempt_timeout_reports_them_and_still_notifies() {
+    let (w, p) = world(json!([]));
+    let clean = run(&w, &p, &["sweep"], &[]).report();
+    w.notices_now();
+    let slow = |times: i64| json!([{"action": "DescribeInstances", "fault": "delay", "seconds": ATTEMPT_TIMEOUT + 1, "times": times}]);
+
+    p.set_rules(slow(-1));
+    let r = run(&w, &p, &["sweep"], &[]);
+    let report = r.report();
+    assert_eq!(unread(&report).len(), 1, "{report:#}");
+    assert!(unread(&report)[0].starts_with("instances that are not running"), "{report:#}");
+    assert!(report["unread"][0]["error"].as_str().unwrap().contains("DescribeInstances: timed out"), "{report:#}");
+    assert!(p.faults("DescribeInstances", "delay") >= 2, "the slow attempts were retried: {}", p.stats());
+    // What it could read is there: the group and its suspended processes.
+    let kinds: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"ReadIncomplete") && kinds.contains(&"SuspendedProcesses"), "{kinds:?}");
+    let notices = w.notices_now();
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    assert!(notices[0]["message"].as_str().unwrap().contains("COULD NOT READ"));
+    assert!(r.elapsed < Duration::from_secs(OPERATION_TIMEOUT + 3), "{:?}", r.elapsed);
+    eprintln!(
+        "DescribeInstances pages slower than the attempt timeout: exit 0, reported unread ({:.1} s)",
+        r.elapsed.as_secs_f64()
+    );
+
+    p.set_rules(slow(1));
+    let slowed = p.faults("DescribeInstances", "delay");
+    let r = run(&w, &p, &["sweep"], &[]);
+    let report = r.report();
+    assert!(unread(&report).is_empty(), "one slow page is retried: {report:#}");
+    assert_eq!(findings(&report), findings(&clean));
+    assert_eq!(p.faults("DescribeInstances", "delay") - slowed, 1);
 }
 
 // ---------------------------------------------------------------- write path

@@ -183,6 +183,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 }
                 continue;
             }
+            // A sweep that could not read everything cannot tell a cleared problem from an unread one.
+            if !seen.snapshot.unread.is_empty() {
+                continue;
+            }
             match self.state.resolve(record, &record.resolved(seen.now)).await {
                 Ok(true) => {
                     report.resolved.push(key.clone());

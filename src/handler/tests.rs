@@ -570,3 +570,61 @@ async fn an_announced_instance_that_is_not_found_is_notified_not_dropped() {
     );
     assert_eq!(sent(&g).len(), 1);
 }
+
+// ---- A sweep that cannot read everything ----
+
+#[tokio::test]
+async fn a_sweep_that_cannot_read_the_groups_notifies_what_it_read_and_touches_no_group() {
+    let mut g = guard(story(), &[("POLICY", "recover")]);
+    g.inventory.fail_method = Some("all_groups");
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    assert_eq!(report.unread.len(), 1, "{:?}", report.unread);
+    assert!(report.unread[0].part.contains("Auto Scaling groups"), "{:?}", report.unread);
+    assert!(report.unread[0].error.contains("RequestLimitExceeded"));
+    assert!(g.actuator.calls().is_empty(), "nothing planned for what was not read: {:?}", g.actuator.calls());
+    let notices = sent(&g);
+    assert_eq!(notices.len(), 1);
+    let n = &notices[0];
+    assert!(n.subject.contains("CRITICAL") && n.subject.contains("sweep could not read everything"), "{}", n.subject);
+    // The stopped members it saw are named as unchecked: their group could not be read.
+    assert!(n.body.contains("COULD NOT READ") && n.body.contains("UNCHECKED"), "{}", n.body);
+    assert!(n.body.contains(id(1).as_str()) && n.body.contains(id(2).as_str()), "{}", n.body);
+    assert!(n.body.contains("aws autoscaling describe-auto-scaling-instances --region us-east-1 --instance-ids"));
+}
+
+#[tokio::test]
+async fn a_sweep_that_cannot_read_the_members_of_groups_plans_nothing_for_those_groups() {
+    // Running members are read only for readiness (recover): that read fails.
+    let mut g = guard(three_groups(), &[("POLICY", "recover")]);
+    g.inventory.fail_method = Some("instances");
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    assert!(report.unread.iter().any(|u| u.part.starts_with("running members of the groups")), "{:?}", report.unread);
+    assert!(g.actuator.calls().is_empty(), "{:?}", g.actuator.calls());
+    assert!(sent(&g)[0].body.contains("COULD NOT READ"));
+}
+
+#[tokio::test]
+async fn a_sweep_that_cannot_read_everything_resolves_nothing_until_a_complete_sweep() {
+    let g = guard(story(), &[]);
+    g.handle(&sweep(), now()).await.unwrap();
+    // The group heals (a person fixed it) while the instance reads fail.
+    {
+        let mut world = g.inventory.state.lock().unwrap();
+        for inst in world.instances.values_mut() {
+            inst.state = InstanceState::Running;
+        }
+        world.groups.values_mut().for_each(|grp| grp.suspended.clear());
+    }
+    let mut blind = guard(Snapshot::default(), &[]);
+    blind.inventory = g.inventory.clone();
+    blind.inventory.fail_method = Some("not_running");
+    blind.state = g.state.clone();
+    let report = blind.handle(&sweep(), now() + chrono::Duration::minutes(10)).await.unwrap();
+    assert!(report.resolved.is_empty(), "an incomplete sweep resolved {:?}", report.resolved);
+    assert!(g.state.records.lock().unwrap()["stranded:es-data"].resolved_at.is_none());
+    assert!(g.state.records.lock().unwrap().contains_key("unread:sweep"), "the incomplete read is a condition");
+    // The next complete sweep resolves both, aloud.
+    let report = g.handle(&sweep(), now() + chrono::Duration::minutes(20)).await.unwrap();
+    assert_eq!(report.resolved, ["stranded:es-data", "unread:sweep"]);
+    assert!(sent(&g).iter().any(|n| n.subject.contains("RESOLVED")));
+}

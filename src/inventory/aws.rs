@@ -5,7 +5,7 @@
 //! (≤100 names per page), DescribeAutoScalingInstances (≤50 ids per call), all
 //! through the SDK paginators, chunks run concurrently (at most 4 at once).
 
-use super::{EVENT_CODES, InstanceStatus, Inventory, NOT_RUNNING};
+use super::{EVENT_CODES, InstanceStatus, Inventory, Listing, NOT_RUNNING};
 use crate::domain::{
     AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Member, RootDevice, ScheduledEvent,
     StatusChecks, SuspendedProcess,
@@ -13,12 +13,19 @@ use crate::domain::{
 use crate::error::{AwsFailure, FailureKind};
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{Filter, Instance};
+use aws_smithy_async::future::pagination_stream::PaginationStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 const INSTANCE_FILTER_VALUES: usize = 200;
+/// Items per page of a filtered DescribeInstances or DescribeInstanceStatus (the APIs' maximum):
+/// a sweep's filters keep these pages to the few instances that matter (bench/results.md).
+const PAGE: i32 = 1000;
 const STATUS_IDS: usize = 100;
 const GROUP_NAMES: usize = 100;
 const MEMBERSHIP_IDS: usize = 50;
@@ -46,42 +53,71 @@ where
     Ok(results.into_iter().flatten().collect())
 }
 
+/// Reads the pages of a paginator in turn, keeping what `take` makes of each, until
+/// the last page or the first page that fails (after the SDK's retries).
+async fn drain<P, E, T>(
+    operation: &'static str,
+    mut pages: PaginationStream<Result<P, SdkError<E, HttpResponse>>>,
+    take: impl Fn(&P) -> Vec<T>,
+) -> Listing<T>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut listing = Listing { items: vec![], failure: None };
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(p) => listing.items.extend(take(&p)),
+            Err(e) => {
+                listing.failure = Some(AwsFailure::from_sdk(operation, &e));
+                break;
+            }
+        }
+    }
+    listing
+}
+
 impl AwsInventory {
     async fn describe(&self, filter: Filter) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
-        let pages: Vec<_> = self
-            .ec2
-            .describe_instances()
-            .filters(filter)
-            .max_results(1000)
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| AwsFailure::from_sdk("DescribeInstances", &e))?;
-        Ok(pages
-            .iter()
-            .flat_map(|p| p.reservations())
-            .flat_map(|r| r.instances())
-            .filter_map(instance_snapshot)
-            .collect())
+        self.describe_listing(filter).await.into_result()
     }
 
-    async fn status_page(&self, ids: Option<Vec<String>>) -> Result<Vec<(InstanceId, InstanceStatus)>, AwsFailure> {
+    /// Every page of a filtered DescribeInstances, up to the first failure.
+    async fn describe_listing(&self, filter: Filter) -> Listing<InstanceSnapshot> {
+        let pages = self.ec2.describe_instances().filters(filter).max_results(PAGE).into_paginator().send();
+        drain("DescribeInstances", pages, |p| {
+            p.reservations().iter().flat_map(|r| r.instances()).filter_map(instance_snapshot).collect()
+        })
+        .await
+    }
+
+    async fn status_page(&self, ids: Option<Vec<String>>) -> Listing<(InstanceId, InstanceStatus)> {
         let mut request = self.ec2.describe_instance_status();
         request = match ids {
             Some(ids) => request.set_instance_ids(Some(ids)),
             None => {
                 let codes = EVENT_CODES.iter().map(|c| (*c).to_owned()).collect();
-                request.filters(Filter::builder().name("event.code").set_values(Some(codes)).build()).max_results(1000)
+                request.filters(Filter::builder().name("event.code").set_values(Some(codes)).build()).max_results(PAGE)
             }
         };
-        let pages: Vec<_> = request
+        drain("DescribeInstanceStatus", request.into_paginator().send(), |p| {
+            p.instance_statuses().iter().filter_map(status_of).collect()
+        })
+        .await
+    }
+
+    /// Every page of DescribeAutoScalingGroups (100 groups a page, the API's maximum), up to the first failure.
+    async fn group_pages(&self, names: Option<Vec<String>>) -> Listing<GroupSnapshot> {
+        let pages = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .set_auto_scaling_group_names(names)
+            .max_records(100)
             .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| AwsFailure::from_sdk("DescribeInstanceStatus", &e))?;
-        Ok(pages.iter().flat_map(|p| p.instance_statuses()).filter_map(status_of).collect())
+            .send();
+        drain("DescribeAutoScalingGroups", pages, |p| {
+            p.auto_scaling_groups().iter().filter_map(group_snapshot).collect()
+        })
+        .await
     }
 
     /// DescribeInstanceStatus fails as a whole when an id no longer exists: drop
@@ -89,7 +125,7 @@ impl AwsInventory {
     /// If that does not converge, the statuses stay unknown and the plan waits.
     async fn statuses_of(&self, mut ids: Vec<String>) -> Result<Vec<(InstanceId, InstanceStatus)>, AwsFailure> {
         for _ in 0..NOT_FOUND_RETRIES {
-            match self.status_page(Some(ids.clone())).await {
+            match self.status_page(Some(ids.clone())).await.into_result() {
                 Err(e) if e.kind == FailureKind::NotFound => {
                     let named: BTreeSet<InstanceId> = e
                         .message
@@ -123,32 +159,18 @@ impl Inventory for AwsInventory {
         .await
     }
 
-    async fn not_running(&self) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+    async fn not_running(&self) -> Listing<InstanceSnapshot> {
         let states = NOT_RUNNING.iter().map(|s| (*s).to_owned()).collect();
-        self.describe(Filter::builder().name("instance-state-name").set_values(Some(states)).build()).await
+        self.describe_listing(Filter::builder().name("instance-state-name").set_values(Some(states)).build()).await
     }
 
-    async fn groups(&self, names: Option<&[AsgName]>) -> Result<Vec<GroupSnapshot>, AwsFailure> {
-        let page = |names: Option<Vec<String>>| async move {
-            let pages: Vec<_> = self
-                .autoscaling
-                .describe_auto_scaling_groups()
-                .set_auto_scaling_group_names(names)
-                .max_records(100)
-                .into_paginator()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsFailure::from_sdk("DescribeAutoScalingGroups", &e))?;
-            Ok(pages.iter().flat_map(|p| p.auto_scaling_groups()).filter_map(group_snapshot).collect())
-        };
-        match names {
-            None => page(None).await,
-            Some(names) => {
-                let names: Vec<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
-                chunked(&names, GROUP_NAMES, |chunk| page(Some(chunk))).await
-            }
-        }
+    async fn all_groups(&self) -> Listing<GroupSnapshot> {
+        self.group_pages(None).await
+    }
+
+    async fn groups(&self, names: &[AsgName]) -> Result<Vec<GroupSnapshot>, AwsFailure> {
+        let names: Vec<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
+        chunked(&names, GROUP_NAMES, |chunk| async move { self.group_pages(Some(chunk)).await.into_result() }).await
     }
 
     async fn memberships(&self, ids: &[InstanceId]) -> Result<BTreeMap<InstanceId, AsgName>, AwsFailure> {
@@ -182,8 +204,8 @@ impl Inventory for AwsInventory {
         Ok(pairs.into_iter().collect())
     }
 
-    async fn scheduled(&self) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
-        Ok(self.status_page(None).await?.into_iter().collect())
+    async fn scheduled(&self) -> Listing<(InstanceId, InstanceStatus)> {
+        self.status_page(None).await
     }
 }
 

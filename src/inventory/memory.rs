@@ -1,6 +1,6 @@
 //! `MemoryInventory`: the inventory port over an in-memory `Snapshot`, for tests.
 
-use super::{InstanceStatus, Inventory};
+use super::{InstanceStatus, Inventory, Listing};
 use crate::domain::{AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Snapshot};
 use crate::error::AwsFailure;
 use std::collections::BTreeMap;
@@ -15,6 +15,8 @@ pub struct MemoryInventory {
     pub fail: Option<AwsFailure>,
     /// When set, reads fail (transiently) from the read with this index on.
     pub fail_from: Option<usize>,
+    /// When set, every call of the port method of this name (`all_groups`, …) fails transiently.
+    pub fail_method: Option<&'static str>,
     /// Reads made so far, shared by clones.
     pub reads: Arc<AtomicUsize>,
     /// The group names each `groups` read asked for (`*` for all), shared by clones.
@@ -29,9 +31,10 @@ impl MemoryInventory {
     /// Status of the running instances that `pick` chooses, as DescribeInstanceStatus gives it.
     fn running_status(
         &self,
+        method: &'static str,
         pick: impl Fn(&InstanceSnapshot) -> bool,
     ) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
-        self.read(|s| {
+        self.read(method, |s| {
             s.instances
                 .values()
                 .filter(|i| i.state == InstanceState::Running && pick(i))
@@ -42,9 +45,9 @@ impl MemoryInventory {
         })
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> Result<T, AwsFailure> {
+    fn read<T>(&self, method: &'static str, f: impl FnOnce(&Snapshot) -> T) -> Result<T, AwsFailure> {
         let n = self.reads.fetch_add(1, Ordering::SeqCst);
-        if self.fail_from.is_some_and(|from| n >= from) {
+        if self.fail_from.is_some_and(|from| n >= from) || self.fail_method == Some(method) {
             return Err(AwsFailure {
                 operation: "DescribeInstances",
                 kind: crate::error::FailureKind::Transient,
@@ -61,24 +64,27 @@ impl MemoryInventory {
 
 impl Inventory for MemoryInventory {
     async fn instances(&self, ids: &[InstanceId]) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
-        self.read(|s| ids.iter().filter_map(|i| s.instances.get(i)).map(strip).collect())
+        self.read("instances", |s| ids.iter().filter_map(|i| s.instances.get(i)).map(strip).collect())
     }
 
-    async fn not_running(&self) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
-        self.read(|s| {
+    async fn not_running(&self) -> Listing<InstanceSnapshot> {
+        Listing::from(self.read("not_running", |s| {
             s.instances.values().filter(|i| super::NOT_RUNNING.contains(&i.state.as_str())).map(strip).collect()
-        })
+        }))
     }
 
-    async fn groups(&self, names: Option<&[AsgName]>) -> Result<Vec<GroupSnapshot>, AwsFailure> {
-        let asked =
-            names.map_or_else(|| "*".to_owned(), |n| n.iter().map(AsgName::as_str).collect::<Vec<_>>().join(","));
-        self.group_reads.lock().unwrap().push(asked);
-        self.read(|s| s.groups.values().filter(|g| names.is_none_or(|n| n.contains(&g.name))).cloned().collect())
+    async fn all_groups(&self) -> Listing<GroupSnapshot> {
+        self.group_reads.lock().unwrap().push("*".to_owned());
+        Listing::from(self.read("all_groups", |s| s.groups.values().cloned().collect()))
+    }
+
+    async fn groups(&self, names: &[AsgName]) -> Result<Vec<GroupSnapshot>, AwsFailure> {
+        self.group_reads.lock().unwrap().push(names.iter().map(AsgName::as_str).collect::<Vec<_>>().join(","));
+        self.read("groups", |s| s.groups.values().filter(|g| names.contains(&g.name)).cloned().collect())
     }
 
     async fn memberships(&self, ids: &[InstanceId]) -> Result<BTreeMap<InstanceId, AsgName>, AwsFailure> {
-        self.read(|s| {
+        self.read("memberships", |s| {
             s.groups
                 .values()
                 .flat_map(|g| g.members.iter().map(move |m| (m.id.clone(), g.name.clone())))
@@ -88,11 +94,13 @@ impl Inventory for MemoryInventory {
     }
 
     async fn statuses(&self, ids: &[InstanceId]) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
-        self.running_status(|i| ids.contains(&i.id))
+        self.running_status("statuses", |i| ids.contains(&i.id))
     }
 
-    async fn scheduled(&self) -> Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure> {
-        self.running_status(|i| !i.scheduled_events.is_empty())
+    async fn scheduled(&self) -> Listing<(InstanceId, InstanceStatus)> {
+        Listing::from(
+            self.running_status("scheduled", |i| !i.scheduled_events.is_empty()).map(|m| m.into_iter().collect()),
+        )
     }
 }
 

@@ -10,7 +10,7 @@ pub mod aws;
 
 use crate::domain::RECOVERING_TAG;
 use crate::domain::{
-    AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, ScheduledEvent, Snapshot, StatusChecks,
+    AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, ScheduledEvent, Snapshot, StatusChecks, Unread,
 };
 use crate::error::AwsFailure;
 use crate::intake::Scope;
@@ -44,9 +44,11 @@ pub trait Inventory: Sync {
     /// The instances with these ids that exist.
     fn instances(&self, ids: &[InstanceId]) -> impl Future<Output = Result<Vec<InstanceSnapshot>, AwsFailure>> + Send;
     /// Every instance in the region in one of the `NOT_RUNNING` states.
-    fn not_running(&self) -> impl Future<Output = Result<Vec<InstanceSnapshot>, AwsFailure>> + Send;
-    /// The named groups that exist, or every group when `names` is `None`.
-    fn groups(&self, names: Option<&[AsgName]>) -> impl Future<Output = Result<Vec<GroupSnapshot>, AwsFailure>> + Send;
+    fn not_running(&self) -> impl Future<Output = Listing<InstanceSnapshot>> + Send;
+    /// Every group in the region.
+    fn all_groups(&self) -> impl Future<Output = Listing<GroupSnapshot>> + Send;
+    /// The named groups that exist.
+    fn groups(&self, names: &[AsgName]) -> impl Future<Output = Result<Vec<GroupSnapshot>, AwsFailure>> + Send;
     /// Which of these instances belong to a group.
     fn memberships(
         &self,
@@ -58,84 +60,177 @@ pub trait Inventory: Sync {
         ids: &[InstanceId],
     ) -> impl Future<Output = Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure>> + Send;
     /// Status of every running instance with a scheduled event of `EVENT_CODES`.
-    fn scheduled(&self) -> impl Future<Output = Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure>> + Send;
+    fn scheduled(&self) -> impl Future<Output = Listing<(InstanceId, InstanceStatus)>> + Send;
 }
 
-/// Reads the state a scope needs. Groups are read in full. Members of groups with
-/// suspended processes (others heal themselves) are described: for an event's
-/// scope all of them; in a sweep, which already holds every member that is not
-/// running, the running ones only where `need` asks for readiness.
+/// An account-wide listing: what every page read holds, and the failure that ended
+/// it early, if one did (the pages before it are still true).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub failure: Option<AwsFailure>,
+}
+
+impl<T> Listing<T> {
+    /// All of it, or the failure.
+    pub fn into_result(self) -> Result<Vec<T>, AwsFailure> {
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(self.items),
+        }
+    }
+
+    /// The items, noting in `unread` what could not be read (`part` names it).
+    fn keep(self, part: &str, unread: &mut Vec<Unread>) -> Vec<T> {
+        if let Some(e) = &self.failure {
+            note(unread, part, self.items.len(), e);
+        }
+        self.items
+    }
+}
+
+/// Reads the state a scope needs. Members of groups with suspended processes (others
+/// heal themselves) are described: for an event's scope all of them; in a sweep, which
+/// already holds every member that is not running, the running ones only where `need`
+/// asks for readiness. An event's scope is read in full or not at all (`Err`); a sweep
+/// keeps what it could read and names the rest in `Snapshot::unread` (`Err` only when
+/// it could read nothing), leaving out any group whose members it could not read.
 pub async fn collect<I: Inventory>(inv: &I, scope: &Scope, need: &Need) -> Result<Snapshot, AwsFailure> {
+    match scope {
+        Scope::Sweep => sweep(inv, need).await,
+        Scope::Targets { instances, groups } => targets(inv, instances, groups).await,
+    }
+}
+
+async fn targets<I: Inventory>(inv: &I, instances: &[InstanceId], names: &[AsgName]) -> Result<Snapshot, AwsFailure> {
     let mut snapshot = Snapshot::default();
-    let (found, groups, asked_groups) = match scope {
-        Scope::Sweep => {
-            let (down, groups, statuses) = futures::try_join!(inv.not_running(), inv.groups(None), inv.scheduled())?;
-            // Scheduled events on instances that are not stopped are retirements to announce.
-            let mut found = down;
-            let stopped_ids: BTreeSet<_> = found.iter().map(|i| i.id.clone()).collect();
-            let with_events: Vec<_> = statuses
-                .iter()
-                .filter(|(id, s)| !s.events.is_empty() && !stopped_ids.contains(*id))
-                .map(|(id, _)| id.clone())
-                .collect();
-            if !with_events.is_empty() {
-                found.extend(inv.instances(&with_events).await?);
+    let (found, members) = futures::try_join!(inv.instances(instances), inv.memberships(instances))?;
+    let known: BTreeSet<_> = found.iter().map(|i| &i.id).collect();
+    snapshot.gone_instances = instances.iter().filter(|i| !known.contains(i)).cloned().collect();
+    let mut wanted: BTreeSet<AsgName> = names.iter().cloned().collect();
+    wanted.extend(members.into_values());
+    wanted.extend(found.iter().filter_map(InstanceSnapshot::group_tag));
+    let wanted: Vec<_> = wanted.into_iter().collect();
+    let groups = if wanted.is_empty() { vec![] } else { inv.groups(&wanted).await? };
+    let present: BTreeSet<_> = groups.iter().map(|g| g.name.clone()).collect();
+    snapshot.gone_groups = names.iter().filter(|n| !present.contains(*n)).cloned().collect();
+    insert_instances(&mut snapshot, found);
+    let missing = undescribed(&groups, &snapshot, |_| true);
+    if !missing.is_empty() {
+        insert_instances(&mut snapshot, inv.instances(&missing).await?);
+    }
+    snapshot.groups.extend(groups.into_iter().map(|g| (g.name.clone(), g)));
+    let running = unchecked(&snapshot);
+    if !running.is_empty() {
+        apply_statuses(snapshot.instances.values_mut(), &inv.statuses(&running).await?);
+    }
+    Ok(snapshot)
+}
+
+async fn sweep<I: Inventory>(inv: &I, need: &Need) -> Result<Snapshot, AwsFailure> {
+    let mut snapshot = Snapshot::default();
+    let (down, groups, scheduled) = futures::join!(inv.not_running(), inv.all_groups(), inv.scheduled());
+    if let (Some(e), Some(_), Some(_)) = (&down.failure, &groups.failure, &scheduled.failure)
+        && down.items.is_empty()
+        && groups.items.is_empty()
+    {
+        return Err(e.clone());
+    }
+    let unread = &mut snapshot.unread;
+    let down = down.keep("instances that are not running (DescribeInstances, state filter)", unread);
+    let groups = groups.keep("Auto Scaling groups (DescribeAutoScalingGroups)", unread);
+    let statuses: BTreeMap<_, _> =
+        scheduled.keep("scheduled events (DescribeInstanceStatus, event-code filter)", unread).into_iter().collect();
+    insert_instances(&mut snapshot, down);
+    // Scheduled events on instances that are not stopped are retirements to announce.
+    let with_events: Vec<_> = statuses
+        .iter()
+        .filter(|(id, s)| !s.events.is_empty() && !snapshot.instances.contains_key(*id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !with_events.is_empty() {
+        let found = Listing::from(inv.instances(&with_events).await);
+        let found = found.keep("instances with a scheduled event (DescribeInstances)", &mut snapshot.unread);
+        insert_instances(&mut snapshot, found);
+    }
+    apply_statuses(snapshot.instances.values_mut(), &statuses);
+
+    // The running members of groups the guard may repair: a resume is planned only from them.
+    let missing = undescribed(&groups, &snapshot, |g| need.readiness && may_be_repaired(g, &snapshot));
+    let mut groups = groups;
+    if !missing.is_empty() {
+        match inv.instances(&missing).await {
+            Ok(found) => insert_instances(&mut snapshot, found),
+            Err(e) => {
+                // A group known only in part is left out: nothing is planned for it.
+                let left_out: Vec<String> = groups
+                    .iter()
+                    .filter(|g| g.members.iter().any(|m| missing.contains(&m.id)))
+                    .map(|g| g.name.to_string())
+                    .collect();
+                groups.retain(|g| !g.members.iter().any(|m| missing.contains(&m.id)));
+                let part = format!("running members of the groups {} (DescribeInstances)", left_out.join(", "));
+                note(&mut snapshot.unread, &part, 0, &e);
             }
-            apply_statuses(&mut found, &statuses);
-            (found, groups, vec![])
         }
-        Scope::Targets { instances, groups: names } => {
-            let (found, members) = futures::try_join!(inv.instances(instances), inv.memberships(instances))?;
-            let known: BTreeSet<_> = found.iter().map(|i| &i.id).collect();
-            snapshot.gone_instances = instances.iter().filter(|i| !known.contains(i)).cloned().collect();
-            let mut wanted: BTreeSet<AsgName> = names.iter().cloned().collect();
-            wanted.extend(members.into_values());
-            wanted.extend(found.iter().filter_map(InstanceSnapshot::group_tag));
-            let wanted: Vec<_> = wanted.into_iter().collect();
-            let groups = if wanted.is_empty() { vec![] } else { inv.groups(Some(&wanted)).await? };
-            (found, groups, names.clone())
+    }
+    snapshot.groups.extend(groups.into_iter().map(|g| (g.name.clone(), g)));
+
+    let running = unchecked(&snapshot);
+    if !running.is_empty() {
+        let part = "status checks of running group members (DescribeInstanceStatus)";
+        let read = inv.statuses(&running).await.map(|m| m.into_iter().collect::<Vec<_>>());
+        let statuses: BTreeMap<_, _> = Listing::from(read).keep(part, &mut snapshot.unread).into_iter().collect();
+        apply_statuses(snapshot.instances.values_mut(), &statuses);
+    }
+    Ok(snapshot)
+}
+
+impl<T> From<Result<Vec<T>, AwsFailure>> for Listing<T> {
+    fn from(r: Result<Vec<T>, AwsFailure>) -> Self {
+        match r {
+            Ok(items) => Self { items, failure: None },
+            Err(e) => Self { items: vec![], failure: Some(e) },
         }
-    };
+    }
+}
+
+/// Notes in `unread` a part of a sweep's reads that failed after `read` items.
+fn note(unread: &mut Vec<Unread>, part: &str, read: usize, e: &AwsFailure) {
+    tracing::error!(part, read, error = %e, "sweep read incomplete");
+    unread.push(Unread { part: part.to_owned(), read, error: e.to_string() });
+}
+
+fn insert_instances(snapshot: &mut Snapshot, found: Vec<InstanceSnapshot>) {
     for inst in found {
         snapshot.instances.insert(inst.id.clone(), inst);
     }
-    let present: BTreeSet<_> = groups.iter().map(|g| g.name.clone()).collect();
-    snapshot.gone_groups = asked_groups.into_iter().filter(|n| !present.contains(n)).collect();
+}
 
-    // Members of groups that cannot heal themselves, not yet described.
-    let detailed = |g: &GroupSnapshot| match scope {
-        Scope::Targets { .. } => true,
-        Scope::Sweep => need.readiness && may_be_repaired(g, &snapshot),
-    };
-    let missing: Vec<InstanceId> = groups
+/// Members of the suspended groups `detailed` picks that the snapshot does not hold yet.
+fn undescribed(
+    groups: &[GroupSnapshot],
+    snapshot: &Snapshot,
+    detailed: impl Fn(&GroupSnapshot) -> bool,
+) -> Vec<InstanceId> {
+    groups
         .iter()
         .filter(|g| !g.suspended.is_empty() && detailed(g))
         .flat_map(|g| g.members.iter().map(|m| m.id.clone()))
         .filter(|id| !snapshot.instances.contains_key(id))
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    if !missing.is_empty() {
-        for inst in inv.instances(&missing).await? {
-            snapshot.instances.insert(inst.id.clone(), inst);
-        }
-    }
-    for g in groups {
-        snapshot.groups.insert(g.name.clone(), g);
-    }
+        .collect()
+}
 
-    // Status checks and scheduled events of the running instances in scope.
-    let running: Vec<InstanceId> = snapshot
+/// Running instances in the snapshot without status checks yet.
+fn unchecked(snapshot: &Snapshot) -> Vec<InstanceId> {
+    snapshot
         .instances
         .values()
         .filter(|i| i.state == InstanceState::Running && i.status.is_none())
         .map(|i| i.id.clone())
-        .collect();
-    if !running.is_empty() {
-        let statuses = inv.statuses(&running).await?;
-        apply_statuses(snapshot.instances.values_mut(), &statuses);
-    }
-    Ok(snapshot)
+        .collect()
 }
 
 /// A group the guard may be repairing: it has a member that is not running (among the

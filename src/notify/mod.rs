@@ -192,11 +192,18 @@ fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String
         (_, n, _, _) if n > 0 => format!("{} stopped by AWS", plural(n, "instance", "instances")),
         (_, _, n, _) if n > 0 => format!("{} unrecoverable", plural(n, "instance", "instances")),
         (_, _, _, n) if n > 0 => format!("{} scheduled{in_groups}", plural(n, "retirement", "retirements")),
+        _ if count("ReadIncomplete") > 0 => "sweep could not read everything".to_owned(),
         _ if count("NotInspected") > 0 => {
             format!("{} announced, not inspected", plural(count("NotInspected"), "retirement", "retirements"))
         }
         _ if count("RecoveryInProgress") > 0 => format!("recovery in progress{in_groups}"),
         _ => format!("processes suspended{in_groups}"),
+    };
+    // A picture known to be partial says so even when something else leads the subject.
+    let what = if count("ReadIncomplete") > 0 && !what.starts_with("sweep could not") {
+        format!("{what} (sweep could not read everything)")
+    } else {
+        what
     };
     let done = |name: &str| input.outcomes.iter().filter(|o| o.is_done() && o.action.name() == name).count();
     let failed = input.outcomes.iter().filter(|o| o.is_failed()).count();
@@ -350,6 +357,25 @@ fn describe(f: &Finding, now: DateTime<Utc>) -> String {
             account.as_ref().map(|a| format!(" in account {a}")).unwrap_or_default(),
             time(*deadline)
         ),
+        Finding::ReadIncomplete { parts, unchecked } => {
+            let parts: Vec<String> = parts
+                .iter()
+                .map(|p| format!("{} ({} read before: {})", p.part, p.read, clean(&p.error, 300)))
+                .collect();
+            let unchecked = if unchecked.is_empty() {
+                String::new()
+            } else {
+                let ids: Vec<&str> = unchecked.iter().map(InstanceId::as_str).collect();
+                format!(
+                    "; UNCHECKED: stopped members of groups it could not read, possibly stranded: {}",
+                    ids.join(" ")
+                )
+            };
+            format!(
+                "the sweep COULD NOT READ everything, so what is listed here may not be all there is: {}{unchecked}; nothing was planned for what it could not read, and no earlier problem is called resolved until a sweep reads everything",
+                parts.join("; ")
+            )
+        }
     }
 }
 
@@ -427,6 +453,18 @@ fn next_steps(input: &NoticeInput<'_>) -> Vec<String> {
             Finding::RecoveryStalled { instance, .. } => lines.push(format!(
                 "Look at why {instance} fails its status checks (system log, screenshot); stop and start it again, or replace it:\n      aws ec2 describe-instance-status --region {r} --instance-ids {instance}\n      aws ec2 get-console-output --region {r} --instance-id {instance} --latest"
             )),
+            Finding::ReadIncomplete { unchecked, .. } => {
+                let ids: Vec<&str> = unchecked.iter().map(InstanceId::as_str).collect();
+                lines.push(format!(
+                    "Read what the sweep could not (the error says why: throttling, a slow page, a missing permission); then run the sweep again:\n      aws ec2 describe-instances --region {r} --filters Name=instance-state-name,Values=stopping,stopped --query 'Reservations[].Instances[].[InstanceId,StateReason.Code,Tags[?Key==`aws:autoscaling:groupName`]|[0].Value]' --output text\n      aws autoscaling describe-auto-scaling-groups --region {r} --query 'AutoScalingGroups[?SuspendedProcesses]'"
+                ));
+                if !ids.is_empty() {
+                    lines.push(format!(
+                        "Check the groups of the unchecked stopped instances:\n      aws autoscaling describe-auto-scaling-instances --region {r} --instance-ids {}",
+                        ids.join(" ")
+                    ));
+                }
+            }
             Finding::NotInspected { subject, account, .. } => lines.push(format!(
                 "Check {} in {} yourself (or deploy the guard there):\n      aws ec2 describe-instance-status --region {r} --include-all-instances --instance-ids {}",
                 clean(subject, 120),

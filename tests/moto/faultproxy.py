@@ -13,11 +13,12 @@ no faults), either a list of rules or {"rules": [...]}. A rule:
 
   {"action": "DescribeInstances",   form `Action=` (query protocol) or the
                                     X-Amz-Target suffix (JSON protocol); "*" = any
-   "fault": "throttle" | "5xx" | "timeout" | "reset" | "denied" | "error",
+   "fault": "throttle" | "5xx" | "timeout" | "reset" | "denied" | "error" | "delay",
    "times": N,                      fail the first N matching requests, then pass
                                     them through; -1 = always (default 1)
    "status": 503,                   optional: HTTP status of "5xx"/"error"
    "code": "...", "message": "..."} optional: error code/message of "error"
+   "seconds": S}                    "delay" only: seconds to wait (max 120)
 
 Counters of "times" start again whenever the file's content changes, so a test
 can arm the same rule again between two runs.
@@ -31,6 +32,8 @@ services such as Auto Scaling and SNS, DynamoDB JSON 1.0):
   denied    UnauthorizedOperation (EC2, 403) / AccessDenied (403) /
             AccessDeniedException (DynamoDB, 400)
   error     any "code" with "status" (default 400), e.g. InsufficientInstanceCapacity
+  delay     the request is forwarded after "seconds" (a slow page); a client that gave
+            up meanwhile gets nothing
 
 GET /__faults/stats answers locally with the counts:
   {"requests": {action: n}, "faults": {action: {fault: n}}, "passed": n, "total": n}
@@ -54,7 +57,7 @@ import time
 import urllib.parse
 import uuid
 
-FAULTS = ("throttle", "5xx", "timeout", "reset", "denied", "error")
+FAULTS = ("throttle", "5xx", "timeout", "reset", "denied", "error", "delay")
 # DynamoDB's error type prefix; the SDKs read the part after '#' for every JSON service.
 JSON_ERROR_NAMESPACE = "com.amazonaws.dynamodb.v20120810"
 MAX_BODY = 16 * 1024 * 1024  # bytes of one request body
@@ -344,8 +347,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if rule["fault"] == "timeout":
                 self._stall()
                 return
-            self._send(*fault_response(protocol, rule))
-            return
+            if rule["fault"] == "delay":
+                self.server.stopping.wait(max(0.0, min(float(rule.get("seconds", 1.0)), 120.0)))
+            else:
+                self._send(*fault_response(protocol, rule))
+                return
         try:
             status, headers, data = self._forward(body)
         except (OSError, http.client.HTTPException) as e:

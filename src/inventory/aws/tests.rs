@@ -177,7 +177,7 @@ async fn describe_instances_pages_are_all_read() {
         });
     let inv = inventory(RuleMode::Sequential, &[&first, &second], &[]);
 
-    let found = inv.not_running().await.unwrap();
+    let found = inv.not_running().await.into_result().unwrap();
 
     assert_eq!(
         sorted_ids(&found),
@@ -198,10 +198,31 @@ async fn describe_auto_scaling_groups_pages_are_all_read() {
         .then_output(|| groups_page(&["batch"], None));
     let inv = inventory(RuleMode::Sequential, &[], &[&first, &second]);
 
-    let groups = inv.groups(None).await.unwrap();
+    let groups = inv.all_groups().await.into_result().unwrap();
 
     assert_eq!(group_names(&groups), ["api", "batch", "web"]);
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_group_page_that_keeps_failing_ends_the_listing_with_the_pages_before_it() {
+    let first = mock!(Asg::describe_auto_scaling_groups)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(|| groups_page(&["api", "web"], Some("more")));
+    let second =
+        mock!(Asg::describe_auto_scaling_groups).match_requests(|r| r.next_token() == Some("more")).then_error(|| {
+            DescribeAutoScalingGroupsError::generic(
+                ErrorMetadata::builder().code("Throttling").message("Rate exceeded").build(),
+            )
+        });
+    let inv = inventory(RuleMode::MatchAny, &[], &[&first, &second]);
+
+    let listing = inv.all_groups().await;
+
+    assert_eq!(group_names(&listing.items), ["api", "web"], "the first page is kept");
+    let failure = listing.failure.expect("the failed page is reported");
+    assert_eq!((failure.operation, failure.kind), ("DescribeAutoScalingGroups", FailureKind::Transient));
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 3), "the SDK retried the failed page, not the first");
 }
 
 #[tokio::test]
@@ -250,7 +271,7 @@ async fn describe_instance_status_pages_are_all_read_with_their_scheduled_events
         });
     let inv = inventory(RuleMode::Sequential, &[&first, &second], &[]);
 
-    let statuses = inv.scheduled().await.unwrap();
+    let statuses = inv.scheduled().await.into_result().unwrap().into_iter().collect::<BTreeMap<_, _>>();
 
     let expected = BTreeMap::from([
         (
@@ -362,7 +383,7 @@ async fn named_groups_are_asked_100_names_at_a_time() {
     let inv = inventory(RuleMode::MatchAny, &[], &[&rule]);
     let names: Vec<AsgName> = (0..250).map(|n| name(&format!("g-{n}"))).collect();
 
-    let groups = inv.groups(Some(&names)).await.unwrap();
+    let groups = inv.groups(&names).await.unwrap();
 
     assert_eq!(rule.num_calls(), 3);
     let mut sizes = sizes.lock().unwrap().clone();
@@ -492,7 +513,7 @@ async fn groups_convert_suspensions_members_and_tags() {
     });
     let inv = inventory(RuleMode::Sequential, &[], &[&rule]);
 
-    let groups = inv.groups(Some(&[name("es-data")])).await.unwrap();
+    let groups = inv.groups(&[name("es-data")]).await.unwrap();
 
     let expected = GroupSnapshot {
         name: name("es-data"),
@@ -619,7 +640,7 @@ async fn describe_instances_denied_is_classified_and_keeps_the_code() {
     });
     let inv = inventory(RuleMode::MatchAny, &[&rule], &[]);
 
-    let err = inv.not_running().await.unwrap_err();
+    let err = inv.not_running().await.into_result().unwrap_err();
 
     assert_eq!(err.operation, "DescribeInstances");
     assert_eq!(err.kind, FailureKind::Denied);
@@ -647,7 +668,7 @@ async fn throttled_group_read_is_retried_by_the_sdk_and_then_succeeds() {
         .build();
     let inv = inventory(RuleMode::Sequential, &[], &[&rule]);
 
-    let groups = inv.groups(None).await.unwrap();
+    let groups = inv.all_groups().await.into_result().unwrap();
 
     assert_eq!(group_names(&groups), ["es-data"]);
     assert_eq!(rule.num_calls(), 2);
@@ -662,7 +683,7 @@ async fn group_read_throttled_on_every_attempt_is_transient() {
     });
     let inv = inventory(RuleMode::MatchAny, &[], &[&rule]);
 
-    let err = inv.groups(None).await.unwrap_err();
+    let err = inv.all_groups().await.into_result().unwrap_err();
 
     assert_eq!(err.operation, "DescribeAutoScalingGroups");
     assert_eq!(err.kind, FailureKind::Transient);
@@ -676,7 +697,7 @@ async fn status_read_answering_500_is_transient() {
         .then_http_response(|| HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::empty()));
     let inv = inventory(RuleMode::MatchAny, &[&rule], &[]);
 
-    let err = inv.scheduled().await.unwrap_err();
+    let err = inv.scheduled().await.into_result().unwrap_err();
 
     assert_eq!(err.operation, "DescribeInstanceStatus");
     assert_eq!(err.kind, FailureKind::Transient);
