@@ -628,3 +628,28 @@ async fn a_sweep_that_cannot_read_everything_resolves_nothing_until_a_complete_s
     assert_eq!(report.resolved, ["stranded:es-data", "unread:sweep"]);
     assert!(sent(&g).iter().any(|n| n.subject.contains("RESOLVED")));
 }
+
+#[tokio::test]
+async fn a_notify_only_event_reads_in_two_round_trips_and_recover_adds_the_running_members() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let event = health(&[id(1).as_str(), id(2).as_str()], "123456789012");
+    let g = guard(story(), &[]);
+    let report = g.handle(&event, now()).await.unwrap();
+    // instances ‖ memberships, then groups ‖ their stopped members: no running member is read.
+    assert_eq!(g.inventory.reads.load(SeqCst), 4);
+    let stranded = report.findings.iter().filter(|f| f.kind() == "StrandedInstance").count();
+    assert_eq!(stranded, 2, "{:?}", report.findings);
+    // Under recover a resume is planned only from every member's state and checks.
+    let g = guard(story(), &[("POLICY", "recover"), ("DRY_RUN", "true")]);
+    g.handle(&event, now()).await.unwrap();
+    assert_eq!(g.inventory.reads.load(SeqCst), 6, "then the running members, then their status checks");
+}
+
+#[tokio::test]
+async fn an_event_for_one_member_still_counts_every_stopped_member_of_its_group() {
+    let g = guard(story(), &[]);
+    let report = g.handle(&health(&[id(1).as_str()], "123456789012"), now()).await.unwrap();
+    let stranded: Vec<_> =
+        report.findings.iter().filter_map(|f| f.instance().filter(|_| f.kind() == "StrandedInstance")).collect();
+    assert_eq!(stranded, [&id(1), &id(2)], "the other stopped member is read by its group tag");
+}

@@ -7,7 +7,7 @@
 
 use super::{EVENT_CODES, InstanceStatus, Inventory, Listing, NOT_RUNNING};
 use crate::domain::{
-    AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Member, RootDevice, ScheduledEvent,
+    AsgName, GROUP_TAG, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Member, RootDevice, ScheduledEvent,
     StatusChecks, SuspendedProcess,
 };
 use crate::error::{AwsFailure, FailureKind};
@@ -78,12 +78,12 @@ where
 
 impl AwsInventory {
     async fn describe(&self, filter: Filter) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
-        self.describe_listing(filter).await.into_result()
+        self.describe_listing(vec![filter]).await.into_result()
     }
 
     /// Every page of a filtered DescribeInstances, up to the first failure.
-    async fn describe_listing(&self, filter: Filter) -> Listing<InstanceSnapshot> {
-        let pages = self.ec2.describe_instances().filters(filter).max_results(PAGE).into_paginator().send();
+    async fn describe_listing(&self, filters: Vec<Filter>) -> Listing<InstanceSnapshot> {
+        let pages = self.ec2.describe_instances().set_filters(Some(filters)).max_results(PAGE).into_paginator().send();
         drain("DescribeInstances", pages, |p| {
             p.reservations().iter().flat_map(|r| r.instances()).filter_map(instance_snapshot).collect()
         })
@@ -160,8 +160,16 @@ impl Inventory for AwsInventory {
     }
 
     async fn not_running(&self) -> Listing<InstanceSnapshot> {
-        let states = NOT_RUNNING.iter().map(|s| (*s).to_owned()).collect();
-        self.describe_listing(Filter::builder().name("instance-state-name").set_values(Some(states)).build()).await
+        self.describe_listing(vec![not_running_filter()]).await
+    }
+
+    async fn not_running_in(&self, groups: &[AsgName]) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+        chunked(groups, INSTANCE_FILTER_VALUES, |chunk| async move {
+            let names = chunk.iter().map(|g| g.as_str().to_owned()).collect();
+            let tag = Filter::builder().name(format!("tag:{GROUP_TAG}")).set_values(Some(names)).build();
+            self.describe_listing(vec![tag, not_running_filter()]).await.into_result()
+        })
+        .await
     }
 
     async fn all_groups(&self) -> Listing<GroupSnapshot> {
@@ -207,6 +215,11 @@ impl Inventory for AwsInventory {
     async fn scheduled(&self) -> Listing<(InstanceId, InstanceStatus)> {
         self.status_page(None).await
     }
+}
+
+fn not_running_filter() -> Filter {
+    let states = NOT_RUNNING.iter().map(|s| (*s).to_owned()).collect();
+    Filter::builder().name("instance-state-name").set_values(Some(states)).build()
 }
 
 fn instance_snapshot(i: &Instance) -> Option<InstanceSnapshot> {

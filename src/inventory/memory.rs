@@ -83,6 +83,17 @@ impl Inventory for MemoryInventory {
         self.read("groups", |s| s.groups.values().filter(|g| names.contains(&g.name)).cloned().collect())
     }
 
+    async fn not_running_in(&self, groups: &[AsgName]) -> Result<Vec<InstanceSnapshot>, AwsFailure> {
+        self.read("not_running_in", |s| {
+            s.instances
+                .values()
+                .filter(|i| super::NOT_RUNNING.contains(&i.state.as_str()))
+                .filter(|i| i.group_tag().is_some_and(|g| groups.contains(&g)))
+                .map(strip)
+                .collect()
+        })
+    }
+
     async fn memberships(&self, ids: &[InstanceId]) -> Result<BTreeMap<InstanceId, AsgName>, AwsFailure> {
         self.read("memberships", |s| {
             s.groups

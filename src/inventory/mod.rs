@@ -49,6 +49,12 @@ pub trait Inventory: Sync {
     fn all_groups(&self) -> impl Future<Output = Listing<GroupSnapshot>> + Send;
     /// The named groups that exist.
     fn groups(&self, names: &[AsgName]) -> impl Future<Output = Result<Vec<GroupSnapshot>, AwsFailure>> + Send;
+    /// The instances tagged as members of these groups (`aws:autoscaling:groupName`)
+    /// in one of the `NOT_RUNNING` states.
+    fn not_running_in(
+        &self,
+        groups: &[AsgName],
+    ) -> impl Future<Output = Result<Vec<InstanceSnapshot>, AwsFailure>> + Send;
     /// Which of these instances belong to a group.
     fn memberships(
         &self,
@@ -98,11 +104,20 @@ impl<T> Listing<T> {
 pub async fn collect<I: Inventory>(inv: &I, scope: &Scope, need: &Need) -> Result<Snapshot, AwsFailure> {
     match scope {
         Scope::Sweep => sweep(inv, need).await,
-        Scope::Targets { instances, groups } => targets(inv, instances, groups).await,
+        Scope::Targets { instances, groups } => targets(inv, instances, groups, need).await,
     }
 }
 
-async fn targets<I: Inventory>(inv: &I, instances: &[InstanceId], names: &[AsgName]) -> Result<Snapshot, AwsFailure> {
+/// An event's scope in three round trips where it can: the named instances (and
+/// their memberships); then at once their groups, those groups' members that are not
+/// running, and the named instances' status; then, only where readiness is needed
+/// (`recover`, or a group under repair), the running members and their status checks.
+async fn targets<I: Inventory>(
+    inv: &I,
+    instances: &[InstanceId],
+    names: &[AsgName],
+    need: &Need,
+) -> Result<Snapshot, AwsFailure> {
     let mut snapshot = Snapshot::default();
     let (found, members) = futures::try_join!(inv.instances(instances), inv.memberships(instances))?;
     let known: BTreeSet<_> = found.iter().map(|i| &i.id).collect();
@@ -111,18 +126,30 @@ async fn targets<I: Inventory>(inv: &I, instances: &[InstanceId], names: &[AsgNa
     wanted.extend(members.into_values());
     wanted.extend(found.iter().filter_map(InstanceSnapshot::group_tag));
     let wanted: Vec<_> = wanted.into_iter().collect();
-    let groups = if wanted.is_empty() { vec![] } else { inv.groups(&wanted).await? };
+    insert_instances(&mut snapshot, found);
+    let named_running = unchecked(&snapshot);
+    let (groups, down, statuses) = futures::try_join!(
+        async { if wanted.is_empty() { Ok(vec![]) } else { inv.groups(&wanted).await } },
+        async { if wanted.is_empty() { Ok(vec![]) } else { inv.not_running_in(&wanted).await } },
+        async { if named_running.is_empty() { Ok(BTreeMap::new()) } else { inv.statuses(&named_running).await } },
+    )?;
+    apply_statuses(snapshot.instances.values_mut(), &statuses);
     let present: BTreeSet<_> = groups.iter().map(|g| g.name.clone()).collect();
     snapshot.gone_groups = names.iter().filter(|n| !present.contains(*n)).cloned().collect();
-    insert_instances(&mut snapshot, found);
-    let missing = undescribed(&groups, &snapshot, |_| true);
+    // An instance that carries a group's tag but left the group is not its member.
+    let member_ids: BTreeSet<&InstanceId> = groups.iter().flat_map(|g| g.members.iter().map(|m| &m.id)).collect();
+    let down: Vec<_> =
+        down.into_iter().filter(|i| member_ids.contains(&i.id) && !snapshot.instances.contains_key(&i.id)).collect();
+    insert_instances(&mut snapshot, down);
+    let detailed = |g: &GroupSnapshot| need.readiness || g.tags.contains_key(RECOVERING_TAG);
+    let missing = undescribed(&groups, &snapshot, detailed);
+    snapshot.groups.extend(groups.into_iter().map(|g| (g.name.clone(), g)));
     if !missing.is_empty() {
         insert_instances(&mut snapshot, inv.instances(&missing).await?);
-    }
-    snapshot.groups.extend(groups.into_iter().map(|g| (g.name.clone(), g)));
-    let running = unchecked(&snapshot);
-    if !running.is_empty() {
-        apply_statuses(snapshot.instances.values_mut(), &inv.statuses(&running).await?);
+        let running = unchecked(&snapshot);
+        if !running.is_empty() {
+            apply_statuses(snapshot.instances.values_mut(), &inv.statuses(&running).await?);
+        }
     }
     Ok(snapshot)
 }

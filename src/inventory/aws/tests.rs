@@ -189,6 +189,31 @@ async fn describe_instances_pages_are_all_read() {
 }
 
 #[tokio::test]
+async fn members_not_running_are_read_by_their_group_tag_and_state_in_one_call() {
+    use aws_sdk_ec2::types::InstanceStateName::Stopped;
+    let rule = mock!(Ec2::describe_instances)
+        .match_requests(|r| {
+            let f = r.filters();
+            f.len() == 2
+                && f[0].name() == Some("tag:aws:autoscaling:groupName")
+                && f[0].values() == ["es-data", "web"]
+                && f[1].name() == Some("instance-state-name")
+                && f[1].values() == ["stopping", "stopped", "shutting-down", "terminated"]
+        })
+        .then_output(|| {
+            DescribeInstancesOutput::builder()
+                .reservations(reservation(vec![ec2_instance("i-00000000000000001", Stopped)]))
+                .build()
+        });
+    let inv = inventory(RuleMode::MatchAny, &[&rule], &[]);
+
+    let found = inv.not_running_in(&[name("es-data"), name("web")]).await.unwrap();
+
+    assert_eq!(sorted_ids(&found), ["i-00000000000000001"]);
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
 async fn describe_auto_scaling_groups_pages_are_all_read() {
     let first = mock!(Asg::describe_auto_scaling_groups)
         .match_requests(|r| r.next_token().is_none() && r.auto_scaling_group_names().is_empty())
