@@ -110,8 +110,9 @@ pub async fn collect<I: Inventory>(inv: &I, scope: &Scope, need: &Need) -> Resul
 
 /// An event's scope in three round trips where it can: the named instances (and
 /// their memberships); then at once their groups, those groups' members that are not
-/// running, and the named instances' status; then, only where readiness is needed
-/// (`recover`, or a group under repair), the running members and their status checks.
+/// running (unless readiness is needed), and the named instances' status; then, only
+/// where readiness is needed (`recover`, or a group under repair), the members not yet
+/// read and their status checks.
 async fn targets<I: Inventory>(
     inv: &I,
     instances: &[InstanceId],
@@ -130,7 +131,8 @@ async fn targets<I: Inventory>(
     let named_running = unchecked(&snapshot);
     let (groups, down, statuses) = futures::try_join!(
         async { if wanted.is_empty() { Ok(vec![]) } else { inv.groups(&wanted).await } },
-        async { if wanted.is_empty() { Ok(vec![]) } else { inv.not_running_in(&wanted).await } },
+        // Under recover every member of a suspended group is read by id below anyway.
+        async { if wanted.is_empty() || need.readiness { Ok(vec![]) } else { inv.not_running_in(&wanted).await } },
         async { if named_running.is_empty() { Ok(BTreeMap::new()) } else { inv.statuses(&named_running).await } },
     )?;
     apply_statuses(snapshot.instances.values_mut(), &statuses);
