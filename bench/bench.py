@@ -521,7 +521,7 @@ def one_run(aws, spec, tool, job, workdir, health_instances=None, trace=False):
     return result
 
 
-# ---------------------------------------------------------------- trace (health event)
+# ---------------------------------------------------------------- trace (health event, notify sweep)
 
 
 class TraceHandler(faultproxy.Handler):
@@ -588,7 +588,11 @@ class Tracer:
                 busy, end = busy + (e_ - s_), e_
             elif e_ > end:
                 busy, end = busy + (e_ - end), e_
+        slowest = {}
+        for s_, e_, action in ev:
+            slowest[action] = max(slowest.get(action, 0.0), round((e_ - s_) * 1000, 1))
         return {
+            "slowest_ms": slowest,
             "busy_ms": round(busy * 1000, 1),
             "requests": len(ev),
             "critical_path": [ev[i][2] for i in chain],
@@ -889,7 +893,10 @@ def scenario_section(key, sc):
                       f"{len(t['critical_path'])} round trips on the critical path — "
                       f"{' → '.join(t['critical_path'])} — {t['critical_path_ms']} ms in those requests, "
                       f"{t['busy_ms']} ms with any request in flight, of {t['span_ms']} ms from the "
-                      "first request to the last answer.", ""]
+                      "first request to the last answer."
+                      + (" Slowest single request (one page) per operation: "
+                         + ", ".join(f"{a} {ms:g} ms" for a, ms in sorted(t["slowest_ms"].items()))
+                         + "; the SDK's attempt timeout is 10 s." if t.get("slowest_ms") else ""), ""]
             if job == "health-notify":
                 n = len(t["critical_path"])
                 lines += [f"Target: the notify-only Health event at 3 sequential round trips "
@@ -1013,7 +1020,8 @@ def main(argv=None):
                                 f"reads {r['reads']}, writes {r['writes']}, seed {r['seed_seconds']:.1f} s"
                                 + (f" PROBLEMS: {r['problems']}" if r["problems"] else ""))
                             failed |= bool(r["problems"])
-                for job in (j for j in spec["jobs"] if j.startswith("health")):
+                # One traced run per guard-only job, and of the notify sweep: its slowest page.
+                for job in (j for j in spec["jobs"] if j.startswith("health") or j == "notify"):
                     r = one_run(aws, spec, "guard", job, tmp / key / f"{job}-traced",
                                 health_instances, trace=True)
                     failed |= bool(r["problems"])

@@ -167,7 +167,9 @@ impl Inventory for AwsInventory {
         chunked(groups, INSTANCE_FILTER_VALUES, |chunk| async move {
             let names = chunk.iter().map(|g| g.as_str().to_owned()).collect();
             let tag = Filter::builder().name(format!("tag:{GROUP_TAG}")).set_values(Some(names)).build();
-            self.describe_listing(vec![tag, not_running_filter()]).await.into_result()
+            // The state filter first: a server that applies filters in turn (moto does)
+            // then looks up tags only of the few instances that are not running.
+            self.describe_listing(vec![not_running_filter(), tag]).await.into_result()
         })
         .await
     }

@@ -195,10 +195,10 @@ async fn members_not_running_are_read_by_their_group_tag_and_state_in_one_call()
         .match_requests(|r| {
             let f = r.filters();
             f.len() == 2
-                && f[0].name() == Some("tag:aws:autoscaling:groupName")
-                && f[0].values() == ["es-data", "web"]
-                && f[1].name() == Some("instance-state-name")
-                && f[1].values() == ["stopping", "stopped", "shutting-down", "terminated"]
+                && f[0].name() == Some("instance-state-name")
+                && f[0].values() == ["stopping", "stopped", "shutting-down", "terminated"]
+                && f[1].name() == Some("tag:aws:autoscaling:groupName")
+                && f[1].values() == ["es-data", "web"]
         })
         .then_output(|| {
             DescribeInstancesOutput::builder()
