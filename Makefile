@@ -55,9 +55,15 @@ invoke: build ## run one event against real AWS credentials: make invoke EVENT=e
 sweep: build ## dry-run sweep of the current account/region
 	$(BIN) sweep --dry-run
 
-package: ## Lambda artefact for arm64 with cargo-lambda (needs the aarch64 target)
-	$(VENV)/bin/pip install --quiet cargo-lambda
-	PATH=$(abspath $(VENV))/bin:$$PATH cargo lambda build --release --arm64
+package: $(VENV)/.installed ## Lambda artefact for arm64 with cargo-lambda (cross-linked by zig from PyPI)
+	rustup target add aarch64-unknown-linux-gnu
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2' 'ziglang==0.17.1'
+	@kind=$$(test -d target/aarch64-unknown-linux-gnu/release/deps && echo incremental || echo clean); \
+	  start=$$(date +%s); \
+	  PATH=$(abspath $(VENV))/bin:$$PATH cargo lambda build --release --arm64 && \
+	  echo "$$(( $$(date +%s) - start )) $$kind" > target/lambda/retirement-guard/build-seconds
+	@ls -l target/lambda/retirement-guard/bootstrap | awk '{print "arm64 artefact (bootstrap):", $$5, "bytes"}'
+	@echo "build: $$(cat target/lambda/retirement-guard/build-seconds) (seconds, kind)"
 
 infra-check: ## offline checks of infra/: cfn-lint, checkov, EventBridge patterns, IAM vs code, environments
 	scripts/infra-check.sh

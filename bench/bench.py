@@ -739,9 +739,11 @@ def write_results(state):
         lines += [f"> **Stopped early:** {state['stopped_early']}", ""]
     lines += ["Written by `bench/bench.py` (`make bench`); what it measures and why the local AWS",
               "is set up as it is: [README.md](README.md).", ""]
-    v = versions()
+    # Kept in the state when measured, so that --render writes them as they were.
+    v = state.setdefault("versions", versions())
+    finished = state.setdefault("finished", f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
     lines += [
-        f"- date: {state['date']} (finished {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC})",
+        f"- date: {state['date']} (finished {finished})",
         f"- machine: {machine()}",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"- guard binary: `{g}`, {kind} build, {g.stat().st_size:,} bytes, modified "
@@ -800,6 +802,7 @@ def write_results(state):
         ig = state["ignored"]
         lines += [
             f"- binary size: {g.stat().st_size:,} bytes ({kind})",
+            arm64_line(),
             f"- an ignored event (`{IGNORED_EVENT.relative_to(ROOT)}`, `invoke`), {len(ig['runs'])} runs: "
             f"process start to the report on stdout {med_range([r['first_output'] for r in ig['runs']], ms)}, "
             f"to exit {med_range([r['wall'] for r in ig['runs']], ms)}; CPU "
@@ -938,6 +941,21 @@ def runs_for(key):
     return 1 if ARGS.quick else min(ARGS.runs, 3)  # 2000
 
 
+def arm64_line():
+    """The arm64 Lambda artefact `make package` built, with that build's time, if any."""
+    art = ROOT / "target/lambda/retirement-guard/bootstrap"
+    if not art.exists():
+        return "- arm64 Lambda artefact: not built (`make package` builds it)"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(art.stat().st_mtime))
+    took = ROOT / "target/lambda/retirement-guard/build-seconds"
+    build = ""
+    if took.exists():
+        secs, _, kind = took.read_text().strip().partition(" ")
+        build = f"; that `make package` ({kind or 'unknown'} build) took {int(secs) // 60} min {int(secs) % 60} s"
+    return (f"- arm64 Lambda artefact (`make package`, `cargo lambda build --release --arm64`): "
+            f"`target/lambda/retirement-guard/bootstrap`, {art.stat().st_size:,} bytes, built {when}{build}")
+
+
 def bench_ignored(aws, workdir, n):
     env = guard_env(aws.proxy_endpoint, "arn:aws:sns:us-east-1:123456789012:retirement-guard-notices",
                     "recover")
@@ -968,8 +986,16 @@ def main(argv=None):
     p.add_argument("--note", default="", help="a line to put at the top of results.md")
     p.add_argument("--max-minutes", type=float, default=240.0,
                    help="stop starting new runs after this long (default 240)")
+    p.add_argument("--state", default=str(ROOT / "target/bench-state.json"),
+                   help="where the measurements are kept as JSON (default: target/bench-state.json)")
+    p.add_argument("--render", action="store_true",
+                   help="measure nothing: write --out again from --state (e.g. after `make package`)")
     ARGS = p.parse_args(argv)
     ARGS.guard = Path(ARGS.guard).resolve()
+    if ARGS.render:
+        write_results(json.loads(Path(ARGS.state).read_text()))
+        log(f"wrote {ARGS.out} from {ARGS.state}")
+        return 0
     keys = [k.strip() for k in ARGS.scenarios.split(",") if k.strip()]
     unknown = [k for k in keys if k not in SCENARIOS]
     if unknown or not keys:
@@ -1032,7 +1058,11 @@ def main(argv=None):
             finally:
                 aws.stop()
                 sc["elapsed"] = time.monotonic() - started
+                state.pop("finished", None)
+                state.pop("versions", None)
                 write_results(state)
+                Path(ARGS.state).parent.mkdir(parents=True, exist_ok=True)
+                Path(ARGS.state).write_text(json.dumps(state, default=str))
             if state.get("stopped_early"):
                 break
     log(f"wrote {ARGS.out}")

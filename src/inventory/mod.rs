@@ -4,7 +4,9 @@
 //! run concurrently. A sweep reads only what the decision needs: every group,
 //! the instances that are not running, those with a scheduled event, and the
 //! running members (with their status checks) only of groups the guard may be
-//! repairing. `aws.rs` is the SDK adapter; `memory.rs` a fake for tests.
+//! repairing; what it cannot read it keeps out and names (`Snapshot::unread`). An
+//! event's scope is read in three round trips under notify. `aws.rs` is the SDK
+//! adapter; `memory.rs` a fake for tests.
 
 pub mod aws;
 
@@ -30,6 +32,9 @@ pub const NOT_RUNNING: [&str; 4] = ["stopping", "stopped", "shutting-down", "ter
 /// Scheduled-event codes a sweep asks DescribeInstanceStatus for (its `event.code` filter).
 pub const EVENT_CODES: [&str; 5] =
     ["instance-retirement", "instance-stop", "instance-reboot", "system-reboot", "system-maintenance"];
+
+/// Groups named in the report of a read that failed; the rest are counted.
+const NAMED: usize = 20;
 
 /// What the plan needs beyond the problems themselves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -198,7 +203,10 @@ async fn sweep<I: Inventory>(inv: &I, need: &Need) -> Result<Snapshot, AwsFailur
                     .map(|g| g.name.to_string())
                     .collect();
                 groups.retain(|g| !g.members.iter().any(|m| missing.contains(&m.id)));
-                let part = format!("running members of the groups {} (DescribeInstances)", left_out.join(", "));
+                let more = left_out.len().saturating_sub(NAMED);
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                let named = left_out[..left_out.len().min(NAMED)].join(", ");
+                let part = format!("running members of the groups {named}{more} (DescribeInstances)");
                 note(&mut snapshot.unread, &part, 0, &e);
             }
         }

@@ -360,7 +360,7 @@ fn describe(f: &Finding, now: DateTime<Utc>) -> String {
         Finding::ReadIncomplete { parts, unchecked } => {
             let parts: Vec<String> = parts
                 .iter()
-                .map(|p| format!("{} ({} read before: {})", p.part, p.read, clean(&p.error, 300)))
+                .map(|p| format!("{} ({} read before: {})", clean(&p.part, 600), p.read, clean(&p.error, 300)))
                 .collect();
             let unchecked = if unchecked.is_empty() {
                 String::new()

@@ -319,6 +319,30 @@ class Realism(World):
         poller.join(10)
         self.assertFalse(poller.is_alive())
 
+    def test_indexed_tags_are_the_tags_moto_would_give(self):
+        # In this process: importing realaws patches moto's models here too.
+        import boto3
+        import realaws
+        from moto import mock_aws
+        from moto.ec2.models import ec2_backends
+
+        with mock_aws():
+            ec2 = boto3.client("ec2", region_name="us-east-1")
+            image = ec2.describe_images()["Images"][0]["ImageId"]
+            tags = [{"Key": f"k{n}", "Value": f"v{n}"} for n in range(3)]
+            ids = [i["InstanceId"] for i in ec2.run_instances(
+                ImageId=image, MinCount=4, MaxCount=4,
+                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])["Instances"]]
+            ec2.create_tags(Resources=ids[:1], Tags=[{"Key": "aws-guard", "Value": "x"}])
+            ec2.create_tags(Resources=ids[1:2], Tags=[{"Key": "k0", "Value": "changed"}])
+            backend = ec2_backends[scenario.ACCOUNT]["us-east-1"]
+            instances = [backend.get_instance(i) for i in ids]
+            for inst in instances:
+                self.assertEqual(realaws._get_tags(inst), realaws._orig_get_tags(inst), inst.id)
+            self.assertEqual(len(realaws._get_tags(instances[0])), 4)
+            found = ec2.describe_instances(Filters=[{"Name": "tag:k0", "Values": ["changed"]}])
+            self.assertEqual([i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]], ids[1:2])
+
     def test_settings_are_checked(self):
         code, settings = http(self.ep, "/__realism/settings")
         self.assertEqual(code, 200)
