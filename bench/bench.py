@@ -2,7 +2,7 @@
 """Benchmark: retirement-guard against Cloud Custodian (c7n) on the same local AWS.
 
 Usage: bench.py [--guard PATH] [--runs N] [--scenarios story,200,1000,2000] [--quick]
-                [--out FILE] [--max-minutes M]
+                [--out FILE] [--max-minutes M] [--state FILE] [--render]
 
 For every scenario it starts a local AWS (tests/moto/realaws.py) and, in front of it,
 the counting proxy tests/moto/faultproxy.py with no fault rules. Before every single
@@ -814,7 +814,7 @@ def write_results(state):
         lines += scenario_section(key, sc)
     lines += ["## Failures", ""]
     fails = [(k, r) for k, sc in state["scenarios"].items() for r in sc["runs"] if r["problems"]]
-    fails += [(k, {"job": "health (traced run)", "tool": "guard", "problems": sc["traced_problems"]})
+    fails += [(k, {"job": "traced runs", "tool": "guard", "problems": sc["traced_problems"]})
               for k, sc in state["scenarios"].items() if sc.get("traced_problems")]
     if not fails:
         lines += ["None: every run reached its expected end state.", ""]

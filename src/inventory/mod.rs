@@ -197,12 +197,11 @@ async fn sweep<I: Inventory>(inv: &I, need: &Need) -> Result<Snapshot, AwsFailur
             Ok(found) => insert_instances(&mut snapshot, found),
             Err(e) => {
                 // A group known only in part is left out: nothing is planned for it.
-                let left_out: Vec<String> = groups
-                    .iter()
-                    .filter(|g| g.members.iter().any(|m| missing.contains(&m.id)))
-                    .map(|g| g.name.to_string())
-                    .collect();
-                groups.retain(|g| !g.members.iter().any(|m| missing.contains(&m.id)));
+                let unread: BTreeSet<&InstanceId> = missing.iter().collect();
+                let (partial, whole): (Vec<_>, Vec<_>) =
+                    groups.into_iter().partition(|g| g.members.iter().any(|m| unread.contains(&m.id)));
+                groups = whole;
+                let left_out: Vec<String> = partial.iter().map(|g| g.name.to_string()).collect();
                 let more = left_out.len().saturating_sub(NAMED);
                 let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                 let named = left_out[..left_out.len().min(NAMED)].join(", ");
