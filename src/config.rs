@@ -2,6 +2,7 @@
 //! variables (through a lookup function, so tests never touch the process env)
 //! and validated with messages that name the variable and the accepted values.
 
+use crate::domain::TopicArn;
 use crate::escalation::Escalation;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -61,35 +62,6 @@ pub const PROCESSES: [&str; 9] = [
 
 /// The per-group/instance override tag.
 pub const POLICY_TAG: &str = "retirement-guard:policy";
-
-/// A validated SNS topic ARN.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct TopicArn(String);
-
-impl TopicArn {
-    pub fn parse(text: &str) -> Option<Self> {
-        let parts: Vec<&str> = text.split(':').collect();
-        let ok = parts.len() == 6
-            && parts[0] == "arn"
-            && parts[1].starts_with("aws")
-            && parts[2] == "sns"
-            && !parts[3].is_empty()
-            && parts[4].len() == 12
-            && parts[4].bytes().all(|b| b.is_ascii_digit())
-            && !parts[5].is_empty();
-        ok.then(|| Self(text.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The account that owns the topic (field 5 of the ARN).
-    pub fn account(&self) -> &str {
-        self.0.split(':').nth(4).unwrap_or_default()
-    }
-}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("configuration: {var} {problem}")]

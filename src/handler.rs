@@ -8,10 +8,10 @@
 
 use crate::actions::{self, Actuator, Outcome};
 use crate::config::Config;
-use crate::domain::Snapshot;
+use crate::domain::{Scope, Snapshot};
 use crate::error::{AwsFailure, HandlerError};
 use crate::findings::{self, Finding, Retirement};
-use crate::intake::{self, Intake, Parsed, Scope, Trigger};
+use crate::intake::{self, Intake, Parsed, Trigger};
 use crate::inventory::{self, Inventory};
 use crate::notify::{self, Notifier};
 use crate::policy::{self, Action, Plan, Progress, Skip};
@@ -328,7 +328,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             outcomes: &outcomes,
             pending: &rounds.plan.skipped,
             snapshot: &rounds.snapshot,
-            sweep: intake.scope == crate::intake::Scope::Sweep,
+            sweep: intake.scope == Scope::Sweep,
             dry_run,
             account: account.or(Some(self.config.topic.account())),
             trigger: &trigger,

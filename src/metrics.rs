@@ -4,7 +4,7 @@
 //! template's heartbeat alarm watches (missing data = breaching).
 
 use crate::actions::Status;
-use crate::intake::Scope;
+use crate::domain::Scope;
 use crate::report::Report;
 use chrono::{DateTime, Utc};
 use serde_json::json;

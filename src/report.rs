@@ -3,9 +3,10 @@
 
 use crate::actions::Outcome;
 use crate::config::Mode;
+use crate::domain::Scope;
 use crate::domain::{AsgName, InstanceId, Unread};
 use crate::findings::{Finding, Severity};
-use crate::intake::{Scope, Trigger};
+use crate::intake::Trigger;
 use crate::policy::{Skip, Step};
 use serde::Serialize;
 

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::actions::recording::RecordingActuator;
-use crate::config::TopicArn;
 use crate::config::tests::config_with;
+use crate::domain::TopicArn;
 use crate::domain::{InstanceState, Snapshot};
 use crate::error::{AwsFailure, FailureKind};
 use crate::findings::tests::{id, story, three_groups};

@@ -7,25 +7,13 @@ mod health;
 
 pub use health::HealthEvent;
 
-use crate::domain::{AsgName, InstanceId};
+use crate::domain::{AsgName, InstanceId, Scope};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
 /// Upper bound on ids one event may name (larger Health events are paged by AWS).
 pub const MAX_TARGETS: usize = 1000;
-
-/// What an invocation must look at.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Every group in the region and every stopped instance.
-    Sweep,
-    Targets {
-        instances: Vec<InstanceId>,
-        groups: Vec<AsgName>,
-    },
-}
 
 /// The recognised event.
 #[derive(Clone, Debug, PartialEq, Serialize)]

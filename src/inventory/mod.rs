@@ -11,11 +11,11 @@
 pub mod aws;
 
 use crate::domain::RECOVERING_TAG;
+use crate::domain::Scope;
 use crate::domain::{
     AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, ScheduledEvent, Snapshot, StatusChecks, Unread,
 };
 use crate::error::AwsFailure;
-use crate::intake::Scope;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 

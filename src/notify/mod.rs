@@ -6,7 +6,7 @@
 pub mod sns;
 
 use crate::actions::{Outcome, Status};
-use crate::config::TopicArn;
+use crate::domain::TopicArn;
 use crate::domain::{AsgName, InstanceId};
 use crate::escalation::Record;
 use crate::findings::{Finding, Severity};

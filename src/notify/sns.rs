@@ -2,7 +2,7 @@
 //! message attributes reach subscribers and their filter policies).
 
 use super::{AttributeValue, Notice, Notifier};
-use crate::config::TopicArn;
+use crate::domain::TopicArn;
 use crate::error::AwsFailure;
 use aws_sdk_sns::types::MessageAttributeValue;
 
