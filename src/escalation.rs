@@ -4,12 +4,14 @@
 //! now, given its stored `Record` and the clock. Deduplication happens in the
 //! state store (a conditional write per claim); this module only decides.
 
-use crate::config::TopicArn;
 use crate::domain::AsgName;
+use crate::domain::TopicArn;
 use crate::findings::{Finding, Severity};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub mod plan;
 
 /// One escalation tier: notify `topic` once a condition is `after` old.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

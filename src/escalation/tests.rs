@@ -143,3 +143,84 @@ fn a_record_from_a_longer_tier_list_is_clamped() {
     let r = record(&c, "10:00", 5, "10:00");
     assert!(decide(&c, Some(&r), &e, t("12:00")).tiers.is_empty());
 }
+
+mod notice_plan {
+    use super::*;
+    use crate::escalation::plan::{self, Inputs, Settle};
+
+    fn inputs<'a>(
+        open: &'a [Condition],
+        initial: &'a [Condition],
+        records: &'a BTreeMap<String, Record>,
+        e: &'a Escalation,
+        now: &str,
+    ) -> Inputs<'a> {
+        Inputs { open, initial, records, escalation: e, deduplicated: true, now: t(now) }
+    }
+
+    #[test]
+    fn an_open_condition_is_claimed_at_every_tier_due_with_one_line_each() {
+        let (e, c) = (esc(None), stranded());
+        let records = BTreeMap::from([(c.key.clone(), record(&c, "00:00", 0, "00:00"))]);
+        let open = [c.clone()];
+        let entries = plan::entries(&inputs(&open, &open, &records, &e, "02:30"));
+        let claim = entries[0].claim.as_ref().unwrap();
+        assert_eq!(claim.lines.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(claim.lines[1].1.ends_with("-> tier 2 of 2 (due)"), "{}", claim.lines[1].1);
+        assert_eq!((claim.record.tier, claim.open, claim.previous.is_some()), (2, true, true));
+        assert_eq!(claim.record.topics, vec![EMAIL, PAGER]);
+        let won = [(entries[0].condition, claim)];
+        assert_eq!(plan::by_tier(&won).keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn without_the_state_store_only_tier_0_and_nothing_resolves() {
+        let (e, c) = (esc(None), stranded());
+        let gone = record(&c, "00:00", 0, "00:00");
+        let records = BTreeMap::from([("stranded:other".to_owned(), Record { key: "stranded:other".into(), ..gone })]);
+        let open = [c.clone()];
+        let mut i = inputs(&open, &open, &records, &e, "05:00");
+        i.deduplicated = false;
+        let entries = plan::entries(&i);
+        assert_eq!(entries[0].claim.as_ref().unwrap().lines.len(), 1);
+        assert!(entries[0].claim.as_ref().unwrap().lines[0].1.contains("state store unavailable"));
+        assert!(plan::settle(&i, true).is_empty());
+    }
+
+    #[test]
+    fn a_repair_another_invocation_just_reported_is_left_out_and_an_old_tombstone_starts_a_new_episode() {
+        let (e, c) = (esc(None), stranded());
+        let initial = [c.clone()];
+        let tomb = record(&c, "00:00", 0, "00:00").resolved(t("01:00"));
+        let records = BTreeMap::from([(c.key.clone(), tomb)]);
+        assert!(plan::entries(&inputs(&[], &initial, &records, &e, "01:10")).is_empty());
+        let later = plan::entries(&inputs(&[], &initial, &records, &e, "01:20"));
+        let claim = later[0].claim.as_ref().unwrap();
+        assert!(!claim.open && claim.previous.is_some_and(|p| p.resolved_at.is_some()));
+        assert!(claim.lines[0].1.contains("repaired by the guard in this invocation"));
+    }
+
+    #[test]
+    fn an_incomplete_read_resolves_nothing_but_old_announcements_are_still_forgotten() {
+        let (e, c) = (esc(None), stranded());
+        let mut records = BTreeMap::from([(c.key.clone(), record(&c, "00:00", 0, "00:00"))]);
+        let announced = key_of(ConditionKind::NotInspected, "i-0123456789abcdef0");
+        records.insert(announced.clone(), Record { key: announced.clone(), ..record(&c, "00:00", 0, "00:00") });
+        let i = Inputs {
+            now: t("00:00") + forget_after() + Duration::minutes(1),
+            ..inputs(&[], &[], &records, &e, "00:00")
+        };
+        assert_eq!(plan::settle(&i, false), vec![Settle::Forget(&announced)]);
+        let all = plan::settle(&i, true);
+        assert_eq!(all.len(), 2);
+        assert!(all.contains(&Settle::Resolve(&records[&c.key])));
+    }
+
+    #[test]
+    fn resolutions_go_to_every_topic_a_condition_reached() {
+        let c = stranded();
+        let r = Record { topics: vec![CHAT.into(), PAGER.into()], ..record(&c, "00:00", 2, "02:00") };
+        let topics = plan::by_topic(&[&r]);
+        assert_eq!(topics.keys().copied().collect::<Vec<_>>(), vec![CHAT, PAGER]);
+    }
+}

@@ -8,7 +8,7 @@ use super::Guard;
 use crate::actions::{Actuator, Outcome};
 use crate::domain::Snapshot;
 use crate::error::HandlerError;
-use crate::escalation::{self, Condition, ConditionKind, Record, key_of};
+use crate::escalation::{self, Condition, ConditionKind, Record, key_of, plan};
 use crate::findings::Finding;
 use crate::inventory::Inventory;
 use crate::notify::{self, Notice, NoticeInput, Notifier};
@@ -16,7 +16,7 @@ use crate::policy::Skip;
 use crate::report::{ConditionReport, NotificationReport, Report};
 use crate::state::{Loaded, StateStore};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// What the notification phase needs from the rest of the invocation.
 pub(super) struct Observed<'a> {
@@ -69,135 +69,24 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             }
         }
 
-        // Claim what is due, condition by condition.
-        // Conditions found and repaired within this invocation and never notified are
-        // claimed at tier 0 like new ones, so that concurrent invocations report the repair
-        // once; their record stays until a later invocation sends the RESOLVED notice.
-        let open_keys: BTreeSet<&str> = open.iter().map(|c| c.key.as_str()).collect();
-        let live = |key: &str| loaded.records.get(key).filter(|r| r.resolved_at.is_none());
-        let tombstone = |key: &str| loaded.records.get(key).filter(|r| r.resolved_at.is_some());
-        let fixed: Vec<&Condition> =
-            initial.iter().filter(|c| !open_keys.contains(c.key.as_str()) && live(&c.key).is_none()).collect();
-        let mut due: BTreeMap<usize, Vec<(&Condition, String)>> = BTreeMap::new();
+        let inputs = plan::Inputs {
+            open: &open,
+            initial: &initial,
+            records: &loaded.records,
+            escalation: esc,
+            deduplicated: report.deduplicated,
+            now: seen.now,
+        };
+        let entries = plan::entries(&inputs);
+        let won = self.claim(&entries, report).await;
+        let mut due = plan::by_tier(&won);
+        let resolved = self.settle(&plan::settle(&inputs, seen.snapshot.unread.is_empty()), seen.now, report).await;
+        let recovered = plan::by_topic(&resolved);
         // (claimed, what it replaced, still open): a repaired condition's claim is kept
         // when a publish fails, so that the retry, seeing it repaired, resolves it aloud.
-        let mut claims: Vec<(Record, Option<Record>, bool)> = Vec::new();
-        for c in open.iter().chain(fixed.iter().copied()) {
-            let repaired = !open_keys.contains(c.key.as_str());
-            let previous = live(&c.key);
-            // A repair another invocation reported moments ago (its tombstone is fresh).
-            if repaired
-                && tombstone(&c.key)
-                    .and_then(|t| t.resolved_at)
-                    .is_some_and(|at| seen.now - at < escalation::tombstone_grace())
-            {
-                continue;
-            }
-            let mut d = escalation::decide(c, previous, esc, seen.now);
-            if !report.deduplicated || repaired {
-                // Without state every sweep would look like a first sight: stay at tier 0
-                // (visible, not paging every few minutes) until the store is back.
-                d.tiers.truncate(1);
-            }
-            let mut entry = ConditionReport {
-                key: c.key.clone(),
-                summary: c.summary(),
-                first_seen: d.first_seen,
-                age_seconds: d.age.num_seconds(),
-                notified_tiers: vec![],
-                quiet: None,
-            };
-            if d.tiers.is_empty() {
-                let last = previous.map(|p| format!(" (tier {} at {})", p.tier, p.last_notified)).unwrap_or_default();
-                entry.quiet = Some(format!("already notified{last}; nothing new is due"));
-                report.conditions.push(entry);
-                continue;
-            }
-            let mut topics: Vec<String> = previous.map(|p| p.topics.clone()).unwrap_or_default();
-            for t in &d.tiers {
-                let topic = esc.tiers[*t].topic.as_str().to_owned();
-                if !topics.contains(&topic) {
-                    topics.push(topic);
-                }
-            }
-            let record = Record {
-                key: c.key.clone(),
-                first_seen: d.first_seen,
-                tier: d.tiers.iter().copied().max().unwrap_or(0),
-                last_notified: seen.now,
-                topics,
-                summary: c.summary(),
-                resolved_at: None,
-            };
-            // A new episode replaces the tombstone of an earlier one.
-            let previous = previous.or(tombstone(&c.key));
-            let won = if report.deduplicated {
-                self.state.claim(&record, previous).await.unwrap_or_else(|e| {
-                    tracing::error!(key = %c.key, error = %e, "state claim failed: notifying anyway");
-                    true
-                })
-            } else {
-                true
-            };
-            if !won {
-                entry.quiet = Some("another invocation notified it first".into());
-                report.conditions.push(entry);
-                continue;
-            }
-            claims.push((record, previous.cloned(), !repaired));
-            let age = d.age.num_minutes();
-            for t in &d.tiers {
-                let why = match (repaired, d.repeat, report.deduplicated) {
-                    (true, _, _) => "repaired by the guard in this invocation",
-                    (_, _, false) => "state store unavailable: tier 0 only, without deduplication",
-                    (_, true, _) => "repeated at the last tier",
-                    _ => "due",
-                };
-                let line = format!(
-                    "{}: open {}h{:02}m since {} -> tier {} of {} ({why})",
-                    c.summary(),
-                    age / 60,
-                    age % 60,
-                    d.first_seen.format("%Y-%m-%d %H:%M UTC"),
-                    t,
-                    esc.tiers.len() - 1,
-                );
-                due.entry(*t).or_default().push((c, line));
-            }
-            entry.notified_tiers = d.tiers.clone();
-            report.conditions.push(entry);
-        }
+        let claims: Vec<(&Record, Option<&Record>, bool)> =
+            won.iter().map(|(_, c)| (&c.record, c.previous, c.open)).collect();
 
-        // Conditions seen before that are gone: one resolution notice per topic notified.
-        let mut recovered: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
-        for (key, record) in &loaded.records {
-            if open_keys.contains(key.as_str()) || !report.deduplicated || record.resolved_at.is_some() {
-                continue;
-            }
-            if escalation::never_resolves(key) {
-                // Nothing the guard sees clears it: forget it quietly once it is old.
-                if seen.now - record.last_notified > escalation::forget_after()
-                    && let Err(e) = self.state.discard(key).await
-                {
-                    tracing::warn!(key = %key, error = %e, "could not forget an old announcement");
-                }
-                continue;
-            }
-            // A sweep that could not read everything cannot tell a cleared problem from an unread one.
-            if !seen.snapshot.unread.is_empty() {
-                continue;
-            }
-            match self.state.resolve(record, &record.resolved(seen.now)).await {
-                Ok(true) => {
-                    report.resolved.push(key.clone());
-                    for topic in &record.topics {
-                        recovered.entry(topic.as_str()).or_default().push(record);
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(key = %key, error = %e, "could not clear a resolved condition"),
-            }
-        }
         // What the guard did goes with the tier-0 notice of a claim it won, or with the
         // RESOLVED notice of a condition it cleared; a failed action is always reported.
         let failed = seen.outcomes.iter().any(|o| o.is_failed());
@@ -210,7 +99,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 let _ = self.state.claim(r, Some(&r.resolved(seen.now))).await;
             }
         };
-        let resolved_records: Vec<Record> = recovered.values().flatten().map(|r| (*r).clone()).collect();
+        let resolved_records: Vec<Record> = resolved.iter().map(|r| (*r).clone()).collect();
 
         let mut outcomes_told = false;
         for (tier, items) in &due {
@@ -219,7 +108,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 // Only a failure to report: say what it was about.
                 findings = seen.visible.to_vec();
             }
-            let lines: Vec<String> = items.iter().map(|(_, l)| l.clone()).collect();
+            let lines: Vec<String> = items.iter().map(|(_, l)| (*l).to_owned()).collect();
             let outcomes: &[Outcome] = if *tier == 0 { seen.outcomes } else { &[] };
             outcomes_told |= !outcomes.is_empty();
             let notice = notify::render(&NoticeInput {
@@ -242,7 +131,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 Ok(sent) => report.notifications.push(sent),
                 Err(e) => {
                     for (claimed, previous, _) in claims.iter().filter(|(_, _, open)| *open) {
-                        if let Err(err) = self.state.release(claimed, previous.as_ref()).await {
+                        if let Err(err) = self.state.release(claimed, *previous).await {
                             tracing::error!(key = %claimed.key, error = %err, "could not release a claim");
                         }
                     }
@@ -253,7 +142,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         }
 
         for (topic, records) in recovered {
-            let Some(arn) = crate::config::TopicArn::parse(topic) else { continue };
+            let Some(arn) = crate::domain::TopicArn::parse(topic) else { continue };
             let tier = esc.tiers.iter().position(|t| t.topic.as_str() == topic).unwrap_or(0);
             let done: &[Outcome] = if tier == 0 && !outcomes_told { seen.outcomes } else { &[] };
             let notice = notify::render_recovered(
@@ -277,9 +166,72 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         Ok(())
     }
 
+    /// Makes the plan's claims (each before its notice), reports every condition, and
+    /// returns the claims won. Without the state store every claim counts as won.
+    async fn claim<'e>(
+        &self,
+        entries: &'e [plan::Entry<'e>],
+        report: &mut Report,
+    ) -> Vec<(&'e Condition, &'e plan::Claim<'e>)> {
+        let mut won = Vec::new();
+        for e in entries {
+            let mut entry = ConditionReport {
+                key: e.condition.key.clone(),
+                summary: e.condition.summary(),
+                first_seen: e.decision.first_seen,
+                age_seconds: e.decision.age.num_seconds(),
+                notified_tiers: vec![],
+                quiet: e.quiet.clone(),
+            };
+            if let Some(claim) = &e.claim {
+                let ours = !report.deduplicated
+                    || self.state.claim(&claim.record, claim.previous).await.unwrap_or_else(|err| {
+                        tracing::error!(key = %claim.record.key, error = %err, "state claim failed: notifying anyway");
+                        true
+                    });
+                if ours {
+                    entry.notified_tiers = e.decision.tiers.clone();
+                    won.push((e.condition, claim));
+                } else {
+                    entry.quiet = Some("another invocation notified it first".into());
+                }
+            }
+            report.conditions.push(entry);
+        }
+        won
+    }
+
+    /// Carries out what the plan says of conditions that are gone; returns the records resolved.
+    async fn settle<'r>(
+        &self,
+        settle: &[plan::Settle<'r>],
+        now: DateTime<Utc>,
+        report: &mut Report,
+    ) -> Vec<&'r Record> {
+        let mut resolved = Vec::new();
+        for s in settle {
+            match s {
+                plan::Settle::Forget(key) => {
+                    if let Err(e) = self.state.discard(key).await {
+                        tracing::warn!(key = %key, error = %e, "could not forget an old announcement");
+                    }
+                }
+                plan::Settle::Resolve(record) => match self.state.resolve(record, &record.resolved(now)).await {
+                    Ok(true) => {
+                        report.resolved.push(record.key.clone());
+                        resolved.push(*record);
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(key = %record.key, error = %e, "could not clear a resolved condition"),
+                },
+            }
+        }
+        resolved
+    }
+
     pub(super) async fn publish(
         &self,
-        topic: &crate::config::TopicArn,
+        topic: &crate::domain::TopicArn,
         notice: &Notice,
         kind: &'static str,
         tier: usize,

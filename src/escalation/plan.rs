@@ -1,0 +1,193 @@
+//! The notice plan, pure: given the conditions an invocation sees and the records
+//! the state store holds, which conditions are claimed at which tiers (with the
+//! record each claim writes), which stay quiet and why, which stored conditions are
+//! resolved or forgotten, and which notices go to which topic. `handler/notices.rs`
+//! carries it out against the state store and SNS.
+
+use super::{Condition, Decision, Escalation, Record, decide, forget_after, never_resolves, tombstone_grace};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the plan is made from.
+pub struct Inputs<'a> {
+    /// Conditions still open after the repair rounds.
+    pub open: &'a [Condition],
+    /// Conditions as first seen, before any repair of this invocation.
+    pub initial: &'a [Condition],
+    /// The state store's records (live ones and tombstones), by key.
+    pub records: &'a BTreeMap<String, Record>,
+    pub escalation: &'a Escalation,
+    /// The state store was readable: claims deduplicate, resolutions are possible.
+    pub deduplicated: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// One condition's part in the plan.
+pub struct Entry<'a> {
+    pub condition: &'a Condition,
+    pub decision: Decision,
+    /// `None`: nothing new is due (`quiet` says why).
+    pub claim: Option<Claim<'a>>,
+    pub quiet: Option<String>,
+}
+
+/// A claim to make before notifying: `record` replaces `previous` in the store.
+pub struct Claim<'a> {
+    pub record: Record,
+    pub previous: Option<&'a Record>,
+    /// Still open; false when found and repaired in this invocation (its claim is
+    /// kept when a publish fails, so that the retry resolves it aloud).
+    pub open: bool,
+    /// The escalation line of each tier notified, in tier order.
+    pub lines: Vec<(usize, String)>,
+}
+
+/// What happens to a stored condition that is no longer open.
+#[derive(Debug, PartialEq)]
+pub enum Settle<'a> {
+    /// Cleared: becomes a tombstone, and a RESOLVED notice goes to every topic it reached.
+    Resolve(&'a Record),
+    /// Never clears by itself and is old: forgotten quietly.
+    Forget(&'a str),
+}
+
+impl<'a> Inputs<'a> {
+    fn live(&self, key: &str) -> Option<&'a Record> {
+        self.records.get(key).filter(|r| r.resolved_at.is_none())
+    }
+
+    fn tombstone(&self, key: &str) -> Option<&'a Record> {
+        self.records.get(key).filter(|r| r.resolved_at.is_some())
+    }
+
+    fn open_keys(&self) -> BTreeSet<&'a str> {
+        self.open.iter().map(|c| c.key.as_str()).collect()
+    }
+}
+
+/// The open conditions, then those found and repaired within this invocation and never
+/// notified (claimed at tier 0 like new ones, so that concurrent invocations report the
+/// repair once), each with what is due. A repair another invocation reported moments ago
+/// (its tombstone is fresh) is left out.
+pub fn entries<'a>(inputs: &Inputs<'a>) -> Vec<Entry<'a>> {
+    let open_keys = inputs.open_keys();
+    let fixed = inputs.initial.iter().filter(|c| !open_keys.contains(c.key.as_str()) && inputs.live(&c.key).is_none());
+    let mut out = Vec::new();
+    for c in inputs.open.iter().chain(fixed) {
+        let repaired = !open_keys.contains(c.key.as_str());
+        let fresh_tombstone =
+            inputs.tombstone(&c.key).and_then(|t| t.resolved_at).is_some_and(|at| inputs.now - at < tombstone_grace());
+        if repaired && fresh_tombstone {
+            continue;
+        }
+        out.push(entry(inputs, c, repaired));
+    }
+    out
+}
+
+fn entry<'a>(inputs: &Inputs<'a>, c: &'a Condition, repaired: bool) -> Entry<'a> {
+    let esc = inputs.escalation;
+    let previous = inputs.live(&c.key);
+    let mut d = decide(c, previous, esc, inputs.now);
+    if !inputs.deduplicated || repaired {
+        // Without state every sweep would look like a first sight: stay at tier 0
+        // (visible, not paging every few minutes) until the store is back.
+        d.tiers.truncate(1);
+    }
+    if d.tiers.is_empty() {
+        let last = previous.map(|p| format!(" (tier {} at {})", p.tier, p.last_notified)).unwrap_or_default();
+        return Entry {
+            condition: c,
+            decision: d,
+            claim: None,
+            quiet: Some(format!("already notified{last}; nothing new is due")),
+        };
+    }
+    let mut topics: Vec<String> = previous.map(|p| p.topics.clone()).unwrap_or_default();
+    for t in &d.tiers {
+        let topic = esc.tiers[*t].topic.as_str().to_owned();
+        if !topics.contains(&topic) {
+            topics.push(topic);
+        }
+    }
+    let record = Record {
+        key: c.key.clone(),
+        first_seen: d.first_seen,
+        tier: d.tiers.iter().copied().max().unwrap_or(0),
+        last_notified: inputs.now,
+        topics,
+        summary: c.summary(),
+        resolved_at: None,
+    };
+    let why = match (repaired, d.repeat, inputs.deduplicated) {
+        (true, _, _) => "repaired by the guard in this invocation",
+        (_, _, false) => "state store unavailable: tier 0 only, without deduplication",
+        (_, true, _) => "repeated at the last tier",
+        _ => "due",
+    };
+    let age = d.age.num_minutes();
+    let lines = d
+        .tiers
+        .iter()
+        .map(|t| {
+            let line = format!(
+                "{}: open {}h{:02}m since {} -> tier {} of {} ({why})",
+                c.summary(),
+                age / 60,
+                age % 60,
+                d.first_seen.format("%Y-%m-%d %H:%M UTC"),
+                t,
+                esc.tiers.len() - 1,
+            );
+            (*t, line)
+        })
+        .collect();
+    // A new episode replaces the tombstone of an earlier one.
+    let previous = previous.or(inputs.tombstone(&c.key));
+    let claim = Claim { record, previous, open: !repaired, lines };
+    Entry { condition: c, decision: d, claim: Some(claim), quiet: None }
+}
+
+/// The stored conditions that are gone, with what becomes of each. Nothing is resolved
+/// without the state store or after a sweep that could not read everything (it cannot
+/// tell a cleared problem from an unread one); conditions that never clear are forgotten
+/// once old.
+pub fn settle<'a>(inputs: &Inputs<'a>, read_everything: bool) -> Vec<Settle<'a>> {
+    let open_keys = inputs.open_keys();
+    let mut out = Vec::new();
+    for (key, record) in inputs.records {
+        if open_keys.contains(key.as_str()) || !inputs.deduplicated || record.resolved_at.is_some() {
+            continue;
+        }
+        if never_resolves(key) {
+            if inputs.now - record.last_notified > forget_after() {
+                out.push(Settle::Forget(key.as_str()));
+            }
+        } else if read_everything {
+            out.push(Settle::Resolve(record));
+        }
+    }
+    out
+}
+
+/// The escalation lines due on each tier, from the claims won.
+pub fn by_tier<'a>(won: &[(&'a Condition, &'a Claim<'a>)]) -> BTreeMap<usize, Vec<(&'a Condition, &'a str)>> {
+    let mut due: BTreeMap<usize, Vec<(&Condition, &str)>> = BTreeMap::new();
+    for (c, claim) in won {
+        for (tier, line) in &claim.lines {
+            due.entry(*tier).or_default().push((*c, line.as_str()));
+        }
+    }
+    due
+}
+
+/// The resolved records by topic: one RESOLVED notice per topic they reached.
+pub fn by_topic<'a>(resolved: &[&'a Record]) -> BTreeMap<&'a str, Vec<&'a Record>> {
+    let mut out: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in resolved {
+        for topic in &r.topics {
+            out.entry(topic.as_str()).or_default().push(*r);
+        }
+    }
+    out
+}
