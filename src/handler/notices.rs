@@ -82,10 +82,6 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         let mut due = plan::by_tier(&won);
         let resolved = self.settle(&plan::settle(&inputs, seen.snapshot.unread.is_empty()), seen.now, report).await;
         let recovered = plan::by_topic(&resolved);
-        // (claimed, what it replaced, still open): a repaired condition's claim is kept
-        // when a publish fails, so that the retry, seeing it repaired, resolves it aloud.
-        let claims: Vec<(&Record, Option<&Record>, bool)> =
-            won.iter().map(|(_, c)| (&c.record, c.previous, c.open)).collect();
 
         // What the guard did goes with the tier-0 notice of a claim it won, or with the
         // RESOLVED notice of a condition it cleared; a failed action is always reported.
@@ -130,9 +126,11 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             match self.publish(topic, &notice, "problem", *tier).await {
                 Ok(sent) => report.notifications.push(sent),
                 Err(e) => {
-                    for (claimed, previous, _) in claims.iter().filter(|(_, _, open)| *open) {
-                        if let Err(err) = self.state.release(claimed, *previous).await {
-                            tracing::error!(key = %claimed.key, error = %err, "could not release a claim");
+                    // A repaired condition's claim is kept, so that the retry, seeing it
+                    // repaired, resolves it aloud.
+                    for (_, claim) in won.iter().filter(|(_, c)| c.open) {
+                        if let Err(err) = self.state.release(&claim.record, claim.previous).await {
+                            tracing::error!(key = %claim.record.key, error = %err, "could not release a claim");
                         }
                     }
                     restore(resolved_records).await;
