@@ -23,8 +23,8 @@ $(VENV)/.installed: Makefile
 
 venv: $(VENV)/.installed ## create the local virtualenv with moto[server] and boto3
 
-build: ## debug build of the binary
-	cargo build
+build: ## debug build of the binary (with the test build's SDK features, so `make test` reuses its SDK)
+	cargo build --features testing
 
 release: ## optimised, stripped binary (size is reported)
 	cargo build --release
@@ -44,7 +44,7 @@ realism-check: venv ## self-test of the local AWS (tests/moto/realaws.py) agains
 	$(VENV)/bin/python tests/moto/test_realaws.py
 
 fuzz: ## bad-input properties: 100,000 cases each over the intake, 10,000 through the whole handler (slow: 15-30 min)
-	PROPTEST_CASES=100000 FUZZ_HANDLER_CASES=10000 cargo test --lib intake::fuzz -- --nocapture
+	PROPTEST_CASES=100000 FUZZ_HANDLER_CASES=10000 cargo test --test integration fuzz:: -- --nocapture
 
 demo: venv build ## the story: a retired ES group in a local AWS, repaired by the guard
 	VENV=$(abspath $(VENV)) scripts/demo.sh $(BIN)
@@ -84,6 +84,14 @@ bench: $(VENV)/.installed ## retirement-guard vs Cloud Custodian (c7n) on the lo
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(C7N_PIN)'
 	cargo build --release
 	$(VENV)/bin/python bench/bench.py --guard $(RELEASE) $(BENCH_ARGS)
+
+SCENARIO  ?= 1000
+JOB       ?= notify
+
+.PHONY: profile
+profile: $(VENV)/.installed ## where the guard's CPU goes: one sweep under callgrind, instructions by crate and function (SCENARIO=1000 JOB=notify)
+	cargo build --profile profiling
+	$(VENV)/bin/python bench/profile.py --guard target/profiling/retirement-guard --scenario $(SCENARIO) --job $(JOB)
 
 clean:
 	cargo clean

@@ -265,7 +265,7 @@ def is_read(action):
 
 
 def guard_env(endpoint, topic, policy):
-    """The environment tests/common/mod.rs gives the binary (Moto::guard), nothing else."""
+    """The environment tests/integration/common/mod.rs gives the binary (Moto::guard), nothing else."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "AWS_ENDPOINT_URL": endpoint,

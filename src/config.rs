@@ -206,13 +206,7 @@ impl Config {
 pub(crate) mod tests {
     use super::*;
 
-    pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:retirement-guard-notices";
-
-    pub fn config_with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let pairs: Vec<(String, String)> =
-            [("NOTIFY_TOPIC_ARN", TOPIC)].iter().chain(pairs).map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(|k| pairs.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
-    }
+    pub use crate::testing::config_with;
 
     #[test]
     fn defaults_are_safe() {

@@ -36,23 +36,21 @@ pub struct AwsFailure {
     pub message: String,
 }
 
-const TRANSIENT: [&str; 10] = [
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "RequestThrottled",
-    "TooManyRequestsException",
-    "ServiceUnavailable",
-    "Unavailable",
-    "InternalError",
-    "InternalFailure",
-    "ResourceContentionFault",
-];
+/// Codes of AWS's server-side faults (sent with a 5xx status, which `from_sdk` also
+/// checks): transient like the SDK's throttling and transient codes.
+const SERVER_FAULTS: [&str; 5] =
+    ["ServiceUnavailable", "Unavailable", "InternalError", "InternalFailure", "ResourceContentionFault"];
+
+/// Is `code` one the SDK's own retry classifier retries (throttling or transient), or a server fault?
+fn transient(code: &str) -> bool {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+    THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code) || SERVER_FAULTS.contains(&code)
+}
 
 /// Classifies an error code.
 pub fn classify_code(code: Option<&str>) -> FailureKind {
     match code {
-        Some(c) if TRANSIENT.contains(&c) => FailureKind::Transient,
+        Some(c) if transient(c) => FailureKind::Transient,
         Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthorizationError") => {
             FailureKind::Denied
         }
@@ -91,9 +89,9 @@ impl AwsFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     #[error("reading AWS state failed, the invocation will be retried: {0}")]
-    Inventory(AwsFailure),
+    Inventory(#[source] AwsFailure),
     #[error("publishing the notice failed, the invocation will be retried: {0}")]
-    Notify(AwsFailure),
+    Notify(#[source] AwsFailure),
 }
 
 impl HandlerError {
@@ -106,6 +104,14 @@ impl HandlerError {
     }
 }
 
+/// What the Lambda runtime reports of a failed invocation: `errorType` the stable
+/// name, `errorMessage` the whole message with its cause.
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(err: HandlerError) -> Self {
+        Self { error_type: err.error_type().into(), error_message: err.to_string() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,10 +119,34 @@ mod tests {
     #[test]
     fn codes_are_classified() {
         assert_eq!(classify_code(Some("RequestLimitExceeded")), FailureKind::Transient);
+        // From the SDK's retry classifiers, not a list kept here.
+        for code in ["ProvisionedThroughputExceededException", "EC2ThrottledException", "RequestTimeout"] {
+            assert_eq!(classify_code(Some(code)), FailureKind::Transient, "{code}");
+        }
+        assert_eq!(classify_code(Some("InternalError")), FailureKind::Transient);
         assert_eq!(classify_code(Some("UnauthorizedOperation")), FailureKind::Denied);
         assert_eq!(classify_code(Some("InvalidInstanceID.NotFound")), FailureKind::NotFound);
         assert_eq!(classify_code(Some("IncorrectInstanceState")), FailureKind::WrongState);
         assert_eq!(classify_code(Some("InsufficientInstanceCapacity")), FailureKind::Capacity);
         assert_eq!(classify_code(None), FailureKind::Other);
+    }
+
+    #[test]
+    fn a_handler_error_becomes_the_runtime_diagnostic_with_its_cause_kept() {
+        let failure = AwsFailure {
+            operation: "Publish",
+            kind: FailureKind::Denied,
+            code: Some("AuthorizationError".into()),
+            message: "not allowed".into(),
+        };
+        let err = HandlerError::Notify(failure.clone());
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(source, Some(failure.to_string()));
+        let d = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(d.error_type, "NotifyFailed");
+        assert_eq!(
+            d.error_message,
+            "publishing the notice failed, the invocation will be retried: Publish: AuthorizationError: not allowed"
+        );
     }
 }

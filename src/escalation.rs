@@ -149,7 +149,7 @@ impl Condition {
             ConditionKind::NotInspected => format!("retirement announced for {}, not inspected", self.subject),
             ConditionKind::ReadIncomplete => "the sweep could not read every instance and group".to_owned(),
         };
-        what.chars().filter(|c| !c.is_control()).take(300).collect()
+        crate::text::shown(&what, 300)
     }
 }
 

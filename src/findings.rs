@@ -378,86 +378,11 @@ fn outlook(root: RootDevice, in_group: bool, blocking: &[String]) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::domain::*;
-    use std::collections::BTreeMap;
-
-    /// The clock of the pure tests.
-    pub fn now() -> DateTime<Utc> {
-        "2026-11-28T12:00:00Z".parse().unwrap()
-    }
+    pub use crate::testing::{id, instance, now, story, three_groups};
 
     /// Findings at `now()`, with the default stall limit (15 minutes).
     pub fn found(s: &Snapshot, announced: &[Retirement]) -> Vec<Finding> {
         assess(s, announced, now(), Duration::minutes(15))
-    }
-
-    pub fn id(n: u32) -> InstanceId {
-        InstanceId::parse(&format!("i-{n:017x}")).unwrap()
-    }
-
-    pub fn instance(n: u32, state: InstanceState, reason: Option<&str>, group: Option<&str>) -> InstanceSnapshot {
-        let mut tags = BTreeMap::new();
-        if let Some(g) = group {
-            tags.insert(GROUP_TAG.to_owned(), g.to_owned());
-        }
-        InstanceSnapshot {
-            id: id(n),
-            state,
-            state_reason_code: reason.map(str::to_owned),
-            state_transition_reason: Some("User initiated (2026-11-20 10:00:00 GMT)".into()),
-            root_device: RootDevice::Ebs,
-            tags,
-            status: (state == InstanceState::Running)
-                .then(|| StatusChecks { instance: "ok".into(), system: "ok".into() }),
-            scheduled_events: vec![],
-            launched_at: None,
-        }
-    }
-
-    pub fn group(name: &str, members: &[u32], suspended: &[(&str, &str)]) -> GroupSnapshot {
-        GroupSnapshot {
-            name: AsgName::parse(name).unwrap(),
-            desired: members.len() as i32,
-            suspended: suspended
-                .iter()
-                .map(|(n, r)| SuspendedProcess { name: (*n).into(), reason: (*r).into() })
-                .collect(),
-            members: members
-                .iter()
-                .map(|n| Member { id: id(*n), lifecycle_state: "InService".into(), health_status: "Healthy".into() })
-                .collect(),
-            tags: BTreeMap::new(),
-        }
-    }
-
-    /// The story: six data nodes, Launch/Terminate suspended, two stopped by retirement.
-    pub fn story() -> Snapshot {
-        let mut s = Snapshot::default();
-        let g = group("es-data", &[1, 2, 3, 4, 5, 6], &[("Launch", ""), ("Terminate", "")]);
-        for n in 1..=6 {
-            let inst = if n <= 2 {
-                instance(n, InstanceState::Stopped, Some("Server.ScheduledStop"), Some("es-data"))
-            } else {
-                instance(n, InstanceState::Running, None, Some("es-data"))
-            };
-            s.instances.insert(inst.id.clone(), inst);
-        }
-        s.groups.insert(g.name.clone(), g);
-        s
-    }
-
-    /// Three stranded groups (a, b, c) with four retired members, two of them in a.
-    pub fn three_groups() -> Snapshot {
-        let mut s = Snapshot::default();
-        for (name, members, stopped) in [("a", [11, 12, 13], 2), ("b", [21, 22, 23], 1), ("c", [31, 32, 33], 1)] {
-            let g = group(name, &members, &[("Launch", ""), ("Terminate", "")]);
-            for (k, n) in members.iter().enumerate() {
-                let state = if k < stopped { InstanceState::Stopped } else { InstanceState::Running };
-                let inst = instance(*n, state, (k < stopped).then_some("Server.ScheduledStop"), Some(name));
-                s.instances.insert(inst.id.clone(), inst);
-            }
-            s.groups.insert(g.name.clone(), g);
-        }
-        s
     }
 
     #[test]

@@ -427,8 +427,6 @@ fn describe_trigger(t: &Trigger) -> String {
     }
 }
 
-#[cfg(test)]
-mod fault_matrix;
 mod notices;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -12,8 +12,12 @@ pub mod findings;
 pub mod handler;
 pub mod intake;
 pub mod inventory;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod report;
 pub mod state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod text;

@@ -8,11 +8,11 @@ use retirement_guard::actions::aws::AwsActuator;
 use retirement_guard::config::Config;
 use retirement_guard::handler::Guard;
 use retirement_guard::inventory::aws::AwsInventory;
-use retirement_guard::metrics;
 use retirement_guard::notify::sns::SnsNotifier;
 use retirement_guard::report::Status;
 use retirement_guard::state::dynamo::DynamoStateStore;
 use retirement_guard::state::{AnyStore, NoStore};
+use retirement_guard::{logging, metrics};
 use serde_json::Value;
 use std::io::Read;
 use std::process::ExitCode;
@@ -27,17 +27,7 @@ type AwsGuard = Guard<AwsInventory, AwsActuator, SnsNotifier, AnyStore<DynamoSta
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL"))
-                // Our own lines at info; the SDK and runtime crates only when something is wrong.
-                .unwrap_or_else(|_| "warn,retirement_guard=info,lambda_runtime=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .without_time()
-        .init();
+    logging::init();
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let event = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
@@ -70,10 +60,7 @@ async fn main() -> ExitCode {
                 let result = guard.handle_until(&e.payload, Utc::now(), Some(deadline_of(&e.context))).await;
                 // The metrics line goes to stdout, which Lambda sends to CloudWatch Logs.
                 println!("{}", metrics::emf_line(result.as_ref().ok(), &guard.config.environment, Utc::now()));
-                let report = result.map_err(|err| Diagnostic {
-                    error_type: err.error_type().into(),
-                    error_message: err.to_string(),
-                })?;
+                let report = result?;
                 Ok::<Value, Diagnostic>(serde_json::to_value(report).unwrap_or(Value::Null))
             }))
             .await;
@@ -128,8 +115,14 @@ fn deadline_of(context: &lambda_runtime::Context) -> Instant {
     Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
 }
 
+/// One line on stderr: a JSON log object when the log format is JSON, else plain.
 fn fail(message: &str, code: u8) -> ExitCode {
-    eprintln!("retirement-guard: {}", message.replace('\n', " "));
+    let message = format!("retirement-guard: {}", message.replace('\n', " "));
+    if logging::json(std::env::var("AWS_LAMBDA_LOG_FORMAT").ok().as_deref()) {
+        tracing::error!("{message}");
+    } else {
+        eprintln!("{message}");
+    }
     ExitCode::from(code)
 }
 

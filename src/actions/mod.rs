@@ -280,8 +280,8 @@ fn not_attempted(step: &Step, reason: &str) -> Outcome {
     Outcome { action: step.action.clone(), status: Status::NotAttempted { reason: reason.to_owned() } }
 }
 
-#[cfg(test)]
-pub(crate) mod recording;
+#[cfg(any(test, feature = "testing"))]
+pub mod recording;
 
 #[cfg(test)]
 mod tests {

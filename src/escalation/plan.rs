@@ -26,9 +26,24 @@ pub struct Inputs<'a> {
 pub struct Entry<'a> {
     pub condition: &'a Condition,
     pub decision: Decision,
-    /// `None`: nothing new is due (`quiet` says why).
-    pub claim: Option<Claim<'a>>,
-    pub quiet: Option<String>,
+    pub due: Due<'a>,
+}
+
+/// What is due for one condition.
+pub enum Due<'a> {
+    /// A notice, once this claim is won.
+    Claim(Claim<'a>),
+    /// Nothing new: why.
+    Quiet(String),
+}
+
+impl Entry<'_> {
+    pub fn claim(&self) -> Option<&Claim<'_>> {
+        match &self.due {
+            Due::Claim(claim) => Some(claim),
+            Due::Quiet(_) => None,
+        }
+    }
 }
 
 /// A claim to make before notifying: `record` replaces `previous` in the store.
@@ -99,8 +114,7 @@ fn entry<'a>(inputs: &Inputs<'a>, c: &'a Condition, repaired: bool) -> Entry<'a>
         return Entry {
             condition: c,
             decision: d,
-            claim: None,
-            quiet: Some(format!("already notified{last}; nothing new is due")),
+            due: Due::Quiet(format!("already notified{last}; nothing new is due")),
         };
     }
     let mut topics: Vec<String> = previous.map(|p| p.topics.clone()).unwrap_or_default();
@@ -145,7 +159,7 @@ fn entry<'a>(inputs: &Inputs<'a>, c: &'a Condition, repaired: bool) -> Entry<'a>
     // A new episode replaces the tombstone of an earlier one.
     let previous = previous.or(inputs.tombstone(&c.key));
     let claim = Claim { record, previous, open: !repaired, lines };
-    Entry { condition: c, decision: d, claim: Some(claim), quiet: None }
+    Entry { condition: c, decision: d, due: Due::Claim(claim) }
 }
 
 /// The stored conditions that are gone, with what becomes of each. Nothing is resolved

@@ -164,7 +164,7 @@ mod notice_plan {
         let records = BTreeMap::from([(c.key.clone(), record(&c, "00:00", 0, "00:00"))]);
         let open = [c.clone()];
         let entries = plan::entries(&inputs(&open, &open, &records, &e, "02:30"));
-        let claim = entries[0].claim.as_ref().unwrap();
+        let claim = entries[0].claim().unwrap();
         assert_eq!(claim.lines.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![1, 2]);
         assert!(claim.lines[1].1.ends_with("-> tier 2 of 2 (due)"), "{}", claim.lines[1].1);
         assert_eq!((claim.record.tier, claim.open, claim.previous.is_some()), (2, true, true));
@@ -182,8 +182,8 @@ mod notice_plan {
         let mut i = inputs(&open, &open, &records, &e, "05:00");
         i.deduplicated = false;
         let entries = plan::entries(&i);
-        assert_eq!(entries[0].claim.as_ref().unwrap().lines.len(), 1);
-        assert!(entries[0].claim.as_ref().unwrap().lines[0].1.contains("state store unavailable"));
+        assert_eq!(entries[0].claim().unwrap().lines.len(), 1);
+        assert!(entries[0].claim().unwrap().lines[0].1.contains("state store unavailable"));
         assert!(plan::settle(&i, true).is_empty());
     }
 
@@ -195,7 +195,7 @@ mod notice_plan {
         let records = BTreeMap::from([(c.key.clone(), tomb)]);
         assert!(plan::entries(&inputs(&[], &initial, &records, &e, "01:10")).is_empty());
         let later = plan::entries(&inputs(&[], &initial, &records, &e, "01:20"));
-        let claim = later[0].claim.as_ref().unwrap();
+        let claim = later[0].claim().unwrap();
         assert!(!claim.open && claim.previous.is_some_and(|p| p.resolved_at.is_some()));
         assert!(claim.lines[0].1.contains("repaired by the guard in this invocation"));
     }

@@ -49,15 +49,35 @@ fn keys_in_view(snapshot: &Snapshot, seen: &[&Condition]) -> Vec<String> {
 }
 
 impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
+    /// The plan made from the conditions seen and the state store, carried out: claims,
+    /// resolutions, the problem notices, then the RESOLVED notices.
     pub(super) async fn send_notices(&self, seen: &Observed<'_>, report: &mut Report) -> Result<(), HandlerError> {
-        let esc = &self.config.escalation;
         let open: Vec<Condition> = escalation::conditions(seen.remaining);
         let initial = escalation::conditions(seen.visible);
-        let view = (!seen.sweep).then(|| keys_in_view(seen.snapshot, &open.iter().chain(&initial).collect::<Vec<_>>()));
+        let loaded = self.load_state(seen, &open.iter().chain(&initial).collect::<Vec<_>>(), report).await;
+        let inputs = plan::Inputs {
+            open: &open,
+            initial: &initial,
+            records: &loaded.records,
+            escalation: &self.config.escalation,
+            deduplicated: report.deduplicated,
+            now: seen.now,
+        };
+        let entries = plan::entries(&inputs);
+        let won = self.claim(&entries, report).await;
+        let resolved = self.settle(&plan::settle(&inputs, seen.snapshot.unread.is_empty()), seen.now, report).await;
+        let outcomes_told = self.publish_problems(seen, &won, &resolved, report).await?;
+        self.publish_resolutions(seen, &resolved, outcomes_told, report).await
+    }
+
+    /// The stored records of the conditions in view (all of them for a sweep); unreadable
+    /// items are discarded. An unreadable store is never silent: without it, what is due is
+    /// notified as if first seen (`report.deduplicated` false).
+    async fn load_state(&self, seen: &Observed<'_>, conditions: &[&Condition], report: &mut Report) -> Loaded {
+        let view = (!seen.sweep).then(|| keys_in_view(seen.snapshot, conditions));
         let loaded = match self.state.load(view.as_deref()).await {
             Ok(l) => l,
             Err(e) => {
-                // Never silent: without state, notify what is due as if first seen.
                 tracing::error!(error = %e, "state store unreadable: notices are not deduplicated");
                 report.deduplicated = false;
                 Loaded::default()
@@ -68,35 +88,24 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 tracing::warn!(key = %key, error = %e, "could not discard an unreadable state record");
             }
         }
+        loaded
+    }
 
-        let inputs = plan::Inputs {
-            open: &open,
-            initial: &initial,
-            records: &loaded.records,
-            escalation: esc,
-            deduplicated: report.deduplicated,
-            now: seen.now,
-        };
-        let entries = plan::entries(&inputs);
-        let won = self.claim(&entries, report).await;
-        let mut due = plan::by_tier(&won);
-        let resolved = self.settle(&plan::settle(&inputs, seen.snapshot.unread.is_empty()), seen.now, report).await;
-        let recovered = plan::by_topic(&resolved);
-
-        // What the guard did goes with the tier-0 notice of a claim it won, or with the
-        // RESOLVED notice of a condition it cleared; a failed action is always reported.
-        let failed = seen.outcomes.iter().any(|o| o.is_failed());
-        if failed || seen.cut_short.is_some() {
+    /// One notice per tier with a claim won; tier 0 also carries what the guard did, and
+    /// goes out for a failed action or a cut-short invocation even with nothing claimed.
+    /// On a failed publish the open claims are released and the resolutions put back, so
+    /// that Lambda's retry notifies again. Returns whether the guard's outcomes were told.
+    async fn publish_problems(
+        &self,
+        seen: &Observed<'_>,
+        won: &[(&Condition, &plan::Claim<'_>)],
+        resolved: &[&Record],
+        report: &mut Report,
+    ) -> Result<bool, HandlerError> {
+        let mut due = plan::by_tier(won);
+        if seen.outcomes.iter().any(Outcome::is_failed) || seen.cut_short.is_some() {
             due.entry(0).or_default();
         }
-        // After a failed RESOLVED publish the records come back to life, so a retry resolves again.
-        let restore = |records: Vec<Record>| async move {
-            for r in &records {
-                let _ = self.state.claim(r, Some(&r.resolved(seen.now))).await;
-            }
-        };
-        let resolved_records: Vec<Record> = resolved.iter().map(|r| (*r).clone()).collect();
-
         let mut outcomes_told = false;
         for (tier, items) in &due {
             let mut findings: Vec<&Finding> = items.iter().flat_map(|(c, _)| &c.findings).collect();
@@ -122,7 +131,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 tier: *tier,
                 escalation: &lines,
             });
-            let topic = &esc.tiers[*tier].topic;
+            let topic = &self.config.escalation.tiers[*tier].topic;
             match self.publish(topic, &notice, "problem", *tier).await {
                 Ok(sent) => report.notifications.push(sent),
                 Err(e) => {
@@ -133,15 +142,28 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                             tracing::error!(key = %claim.record.key, error = %err, "could not release a claim");
                         }
                     }
-                    restore(resolved_records).await;
+                    self.restore(resolved, seen.now).await;
                     return Err(e);
                 }
             }
         }
+        Ok(outcomes_told)
+    }
 
-        for (topic, records) in recovered {
+    /// One RESOLVED notice per topic the resolved conditions reached; the tier-0 one
+    /// carries what the guard did when no problem notice did. A failed publish puts that
+    /// topic's records back, so that the retry announces the recovery again.
+    async fn publish_resolutions(
+        &self,
+        seen: &Observed<'_>,
+        resolved: &[&Record],
+        outcomes_told: bool,
+        report: &mut Report,
+    ) -> Result<(), HandlerError> {
+        let tiers = &self.config.escalation.tiers;
+        for (topic, records) in plan::by_topic(resolved) {
             let Some(arn) = crate::domain::TopicArn::parse(topic) else { continue };
-            let tier = esc.tiers.iter().position(|t| t.topic.as_str() == topic).unwrap_or(0);
+            let tier = tiers.iter().position(|t| t.topic.as_str() == topic).unwrap_or(0);
             let done: &[Outcome] = if tier == 0 && !outcomes_told { seen.outcomes } else { &[] };
             let notice = notify::render_recovered(
                 &records,
@@ -155,13 +177,19 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             match self.publish(&arn, &notice, "recovered", tier).await {
                 Ok(sent) => report.notifications.push(sent),
                 Err(e) => {
-                    // Put the records back so that the retry announces the recovery again.
-                    restore(records.iter().map(|r| (*r).clone()).collect()).await;
+                    self.restore(&records, seen.now).await;
                     return Err(e);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Brings resolved records back to life (best effort), so that a retry resolves them again.
+    async fn restore(&self, records: &[&Record], now: DateTime<Utc>) {
+        for r in records {
+            let _ = self.state.claim(r, Some(&r.resolved(now))).await;
+        }
     }
 
     /// Makes the plan's claims (each before its notice), reports every condition, and
@@ -179,19 +207,22 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 first_seen: e.decision.first_seen,
                 age_seconds: e.decision.age.num_seconds(),
                 notified_tiers: vec![],
-                quiet: e.quiet.clone(),
+                quiet: None,
             };
-            if let Some(claim) = &e.claim {
-                let ours = !report.deduplicated
-                    || self.state.claim(&claim.record, claim.previous).await.unwrap_or_else(|err| {
-                        tracing::error!(key = %claim.record.key, error = %err, "state claim failed: notifying anyway");
-                        true
-                    });
-                if ours {
-                    entry.notified_tiers = e.decision.tiers.clone();
-                    won.push((e.condition, claim));
-                } else {
-                    entry.quiet = Some("another invocation notified it first".into());
+            match &e.due {
+                plan::Due::Quiet(why) => entry.quiet = Some(why.clone()),
+                plan::Due::Claim(claim) => {
+                    let ours = !report.deduplicated
+                        || self.state.claim(&claim.record, claim.previous).await.unwrap_or_else(|err| {
+                            tracing::error!(key = %claim.record.key, error = %err, "state claim failed: notifying anyway");
+                            true
+                        });
+                    if ours {
+                        entry.notified_tiers = e.decision.tiers.clone();
+                        won.push((e.condition, claim));
+                    } else {
+                        entry.quiet = Some("another invocation notified it first".into());
+                    }
                 }
             }
             report.conditions.push(entry);

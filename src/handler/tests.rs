@@ -1,69 +1,13 @@
 //! The whole pipeline over in-memory adapters: what is read, planned, done and notified.
 
 use super::*;
-use crate::actions::recording::RecordingActuator;
-use crate::config::tests::config_with;
-use crate::domain::TopicArn;
 use crate::domain::{InstanceState, Snapshot};
 use crate::error::{AwsFailure, FailureKind};
 use crate::findings::tests::{id, story, three_groups};
-use crate::inventory::memory::MemoryInventory;
-use crate::notify::Notice;
-use crate::state::memory::MemoryStateStore;
 use serde_json::json;
-use std::sync::Mutex;
 use std::time::Instant;
 
-#[derive(Default)]
-pub(crate) struct RecordingNotifier {
-    /// Every notice published, with its topic.
-    pub sent: Mutex<Vec<(String, Notice)>>,
-    pub fail: bool,
-}
-
-impl Notifier for RecordingNotifier {
-    async fn publish(&self, topic: &TopicArn, notice: &Notice) -> Result<String, AwsFailure> {
-        if self.fail {
-            return Err(AwsFailure {
-                operation: "Publish",
-                kind: FailureKind::Transient,
-                code: Some("Throttling".into()),
-                message: "slow down".into(),
-            });
-        }
-        let mut sent = self.sent.lock().unwrap();
-        sent.push((topic.as_str().to_owned(), notice.clone()));
-        Ok(format!("msg-{}", sent.len()))
-    }
-}
-
-pub(crate) type TestGuard = Guard<MemoryInventory, RecordingActuator, RecordingNotifier, MemoryStateStore>;
-
-pub(crate) fn guard(snapshot: Snapshot, env: &[(&str, &str)]) -> TestGuard {
-    let world = MemoryInventory::new(snapshot);
-    let mut env = env.to_vec();
-    env.push(("WAIT_SECONDS", "0"));
-    Guard {
-        config: config_with(&env).unwrap(),
-        inventory: world.clone(),
-        actuator: RecordingActuator::new(world),
-        notifier: RecordingNotifier::default(),
-        state: MemoryStateStore::default(),
-        region: "us-east-1".into(),
-    }
-}
-
-pub(super) fn now() -> DateTime<Utc> {
-    "2026-11-28T12:00:00Z".parse().unwrap()
-}
-
-pub(super) fn sweep() -> Value {
-    json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
-}
-
-pub(crate) fn sent(g: &TestGuard) -> Vec<Notice> {
-    g.notifier.sent.lock().unwrap().iter().map(|(_, n)| n.clone()).collect()
-}
+pub(crate) use crate::testing::{TestGuard, guard, now, sent, sweep};
 
 #[tokio::test]
 async fn notify_policy_changes_nothing_and_sends_one_notice_naming_group_and_instances() {

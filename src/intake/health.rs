@@ -2,14 +2,15 @@
 //! events in both the older schema (bare ids, `resources`, `endTime`) and the
 //! current one (instance ARNs, no `resources`, paging, backup copies).
 
-use super::{IntakeError, MAX_TARGETS, account_id, brief, invalid, shown, text_at};
+use super::{IntakeError, MAX_TARGETS, SHOWN, account_id, brief, invalid, text_at};
 use crate::domain::InstanceId;
+use crate::text::shown;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-const EVENT: &str = "AWS Health";
+pub(super) const EVENT: &str = "AWS Health";
 
 /// What the guard keeps of an AWS Health event.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -39,7 +40,7 @@ pub struct HealthEvent {
 /// envelope's account: the one the guard acts in.
 pub(super) fn parse(
     detail: &Value,
-    resources: Option<&Value>,
+    resources: &[String],
     envelope_time: Option<DateTime<Utc>>,
     receiver: Option<&str>,
     codes: &BTreeSet<String>,
@@ -49,11 +50,14 @@ pub(super) fn parse(
     }
     let service = text_at(detail, "service").unwrap_or("");
     if service != "EC2" {
-        return Ok(Err(format!("AWS Health event for service \"{}\", not EC2", shown(service))));
+        return Ok(Err(format!("AWS Health event for service \"{}\", not EC2", shown(service, SHOWN))));
     }
     let category = text_at(detail, "eventTypeCategory").unwrap_or("");
     if category != "scheduledChange" {
-        return Ok(Err(format!("AWS Health EC2 event of category \"{}\", not scheduledChange", shown(category))));
+        return Ok(Err(format!(
+            "AWS Health EC2 event of category \"{}\", not scheduledChange",
+            shown(category, SHOWN)
+        )));
     }
     let type_code =
         text_at(detail, "eventTypeCode").ok_or(IntakeError::Missing { event: EVENT, field: "detail.eventTypeCode" })?;
@@ -70,13 +74,13 @@ pub(super) fn parse(
     if text_at(detail, "backupEvent") == Some("true") {
         // AWS sends the copy to a second region; the stack in the instances' own
         // region handles the primary copy, and its sweep catches anything missed.
-        let region = text_at(detail, "eventRegion").map(shown).unwrap_or_else(|| "another region".into());
+        let region = text_at(detail, "eventRegion").map(|r| shown(r, SHOWN)).unwrap_or_else(|| "another region".into());
         return Ok(Err(format!("backup copy (backupEvent=true) of an event for {region}")));
     }
 
     let entities = detail.get("affectedEntities").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-    let resources = resources.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-    let values: Vec<&Value> = entities.iter().filter_map(|e| e.get("entityValue")).chain(resources).collect();
+    let resources: Vec<Value> = resources.iter().cloned().map(Value::String).collect();
+    let values: Vec<&Value> = entities.iter().filter_map(|e| e.get("entityValue")).chain(&resources).collect();
     if values.is_empty() {
         return Err(IntakeError::Missing {
             event: EVENT,
@@ -144,7 +148,7 @@ fn read_entities(values: &[&Value], affected: Option<&str>, receiver: Option<&st
         };
         let Some(id) = InstanceId::parse(text) else {
             if !text.starts_with("h-") && !text.contains(":dedicated-host/") {
-                unreadable.push(shown(text));
+                unreadable.push(shown(text, SHOWN));
             }
             continue;
         };

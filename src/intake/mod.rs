@@ -8,7 +8,11 @@ mod health;
 pub use health::HealthEvent;
 
 use crate::domain::{AsgName, InstanceId, Scope};
+use crate::text::shown;
+use aws_lambda_events::event::cloudwatch_events::ec2::InstanceStateChange;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
@@ -59,8 +63,45 @@ pub enum IntakeError {
     Invalid { event: &'static str, field: String, value: String },
 }
 
+/// The EventBridge events the guard acts on, by `source` and `detail-type`.
+#[derive(Clone, Copy)]
+enum Kind {
+    Health,
+    StateChange,
+    CloudTrail,
+    Schedule,
+}
+
+impl Kind {
+    fn of(source: &str, detail_type: &str) -> Option<Self> {
+        Some(match (source, detail_type) {
+            ("aws.health", "AWS Health Event") => Self::Health,
+            ("aws.ec2", "EC2 Instance State-change Notification") => Self::StateChange,
+            ("aws.autoscaling", "AWS API Call via CloudTrail") => Self::CloudTrail,
+            ("aws.events", "Scheduled Event") => Self::Schedule,
+            _ => return None,
+        })
+    }
+
+    /// The event's name in errors.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Health => health::EVENT,
+            Self::StateChange => "EC2 state-change",
+            Self::CloudTrail => "CloudTrail Auto Scaling",
+            Self::Schedule => "EventBridge schedule",
+        }
+    }
+}
+
+/// Fields the typed envelope and details require: a missing one is a `Missing` error.
+const REQUIRED: [&str; 3] = ["detail", "detail.instance-id", "detail.state"];
+
 /// Classifies one raw event. `health_codes` limits the Health event type codes
-/// acted on (empty: every EC2 scheduledChange code).
+/// acted on (empty: every EC2 scheduledChange code). The envelope of an event the
+/// guard acts on is read with `aws_lambda_events`' `EventBridgeEvent`, an EC2
+/// state change's detail with its `InstanceStateChange`; a Health detail with the
+/// lenient reader of `health.rs` (the crate's type rejects AWS's current sample).
 pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, IntakeError> {
     let Some(obj) = raw.as_object() else {
         return Ok(ignored(format!("not a JSON object but {}", kind_of(raw))));
@@ -71,66 +112,90 @@ pub fn parse(raw: &Value, health_codes: &BTreeSet<String>) -> Result<Parsed, Int
     let (Some(source), Some(detail_type)) = (text(obj, "source"), text(obj, "detail-type")) else {
         return Ok(ignored("not an EventBridge event (no source and detail-type) nor a manual request".into()));
     };
-    let detail = obj.get("detail").unwrap_or(&Value::Null);
-    let envelope = |trigger, scope| Intake {
-        trigger,
-        scope,
-        account: account_id(text(obj, "account")),
-        region: text(obj, "region")
-            .filter(|r| r.len() <= 32 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
-            .map(str::to_owned),
+    let Some(kind) = Kind::of(source, detail_type) else {
+        let (source, detail_type) = (shown(source, SHOWN), shown(detail_type, SHOWN));
+        return Ok(ignored(format!("no handler for source \"{source}\" with detail-type \"{detail_type}\"")));
     };
-    let trigger_scope = match (source, detail_type) {
-        ("aws.health", "AWS Health Event") => match health::parse(
-            detail,
-            obj.get("resources"),
-            text(obj, "time").and_then(health::parse_time),
-            account_id(text(obj, "account")).as_deref(),
-            health_codes,
-        )? {
-            Ok(event) => {
-                let scope = Scope::Targets { instances: event.instances.clone(), groups: vec![] };
-                (Trigger::Health(event), scope)
+    let envelope: EventBridgeEvent<Value> = typed(raw, kind, "")?;
+    let account = account_id(envelope.account.as_deref());
+    let (trigger, scope) = match kind {
+        Kind::Health => {
+            let resources = envelope.resources.as_deref().unwrap_or_default();
+            match health::parse(&envelope.detail, resources, envelope.time, account.as_deref(), health_codes)? {
+                Ok(event) => {
+                    let scope = Scope::Targets { instances: event.instances.clone(), groups: vec![] };
+                    (Trigger::Health(event), scope)
+                }
+                Err(reason) => return Ok(ignored(reason)),
             }
-            Err(reason) => return Ok(ignored(reason)),
-        },
-        ("aws.ec2", "EC2 Instance State-change Notification") => {
-            const EVENT: &str = "EC2 state-change";
-            let id = text_at(detail, "instance-id")
-                .ok_or(IntakeError::Missing { event: EVENT, field: "detail.instance-id" })?;
-            let instance = InstanceId::parse(id).ok_or_else(|| invalid(EVENT, "detail.instance-id", id))?;
-            let state = text_at(detail, "state")
+        }
+        Kind::StateChange => {
+            if !envelope.detail.is_object() {
+                let got = format!("expected an object, got {}", kind_of(&envelope.detail));
+                return Err(invalid(kind.name(), "detail", &got));
+            }
+            let detail: InstanceStateChange = typed(&envelope.detail, kind, "detail")?;
+            let instance = InstanceId::parse(&detail.instance_id)
+                .ok_or_else(|| invalid(kind.name(), "detail.instance-id", &detail.instance_id))?;
+            let state = Some(detail.state)
                 .filter(|s| s.len() <= 20 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
-                .unwrap_or("unknown")
-                .to_owned();
+                .unwrap_or_else(|| "unknown".into());
             let scope = Scope::Targets { instances: vec![instance.clone()], groups: vec![] };
             (Trigger::StateChange { instance, state }, scope)
         }
-        ("aws.autoscaling", "AWS API Call via CloudTrail") => {
-            const EVENT: &str = "CloudTrail Auto Scaling";
+        Kind::CloudTrail => {
+            let detail = &envelope.detail;
             let api_call = text_at(detail, "eventName").unwrap_or_default();
             if !matches!(api_call, "SuspendProcesses" | "ResumeProcesses") {
                 return Ok(ignored(format!(
                     "CloudTrail call {:?} does not change suspended processes",
-                    shown(api_call)
+                    shown(api_call, SHOWN)
                 )));
             }
+            const FIELD: &str = "detail.requestParameters.autoScalingGroupName";
             let name = detail
                 .get("requestParameters")
                 .and_then(|p| text_at(p, "autoScalingGroupName"))
-                .ok_or(IntakeError::Missing { event: EVENT, field: "detail.requestParameters.autoScalingGroupName" })?;
-            let group = AsgName::parse(name)
-                .ok_or_else(|| invalid(EVENT, "detail.requestParameters.autoScalingGroupName", name))?;
+                .ok_or(IntakeError::Missing { event: kind.name(), field: FIELD })?;
+            let group = AsgName::parse(name).ok_or_else(|| invalid(kind.name(), FIELD, name))?;
             let scope = Scope::Targets { instances: vec![], groups: vec![group.clone()] };
             (Trigger::ProcessesChanged { api_call: api_call.to_owned(), group }, scope)
         }
-        ("aws.events", "Scheduled Event") => (Trigger::Scheduled, Scope::Sweep),
-        _ => {
-            let (source, detail_type) = (shown(source), shown(detail_type));
-            return Ok(ignored(format!("no handler for source \"{source}\" with detail-type \"{detail_type}\"")));
-        }
+        Kind::Schedule => (Trigger::Scheduled, Scope::Sweep),
     };
-    Ok(Parsed::Handled(Box::new(envelope(trigger_scope.0, trigger_scope.1))))
+    let region = envelope
+        .region
+        .filter(|r| r.len() <= 32 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+    Ok(Parsed::Handled(Box::new(Intake { trigger, scope, account, region })))
+}
+
+/// `value` read as `T` (a type of `aws_lambda_events`); an error names the field at
+/// fault, under `under` (`detail` for a detail, empty for the envelope).
+fn typed<T: DeserializeOwned>(value: &Value, kind: Kind, under: &str) -> Result<T, IntakeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let join = |field: &mut String, part: &str| {
+            if !field.is_empty() && !part.starts_with('[') {
+                field.push('.');
+            }
+            field.push_str(part);
+        };
+        let mut field = under.to_owned();
+        let at = e.path().to_string();
+        if at != "." {
+            join(&mut field, &at);
+        }
+        let message = e.inner().to_string();
+        match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            Some(missing) => {
+                join(&mut field, missing);
+                match REQUIRED.iter().find(|r| **r == field) {
+                    Some(known) => IntakeError::Missing { event: kind.name(), field: known },
+                    None => invalid(kind.name(), &shown(&field, SHOWN), "missing"),
+                }
+            }
+            None => invalid(kind.name(), &shown(&field, SHOWN), &message),
+        }
+    })
 }
 
 fn manual(obj: &Map<String, Value>) -> Result<Intake, IntakeError> {
@@ -183,28 +248,14 @@ fn ignored(reason: String) -> Parsed {
     Parsed::Ignored { reason }
 }
 
-/// An `Invalid` error whose value is shortened and stripped of control characters,
+/// An `Invalid` error whose value is shortened and cleared of control characters,
 /// so that hostile input cannot flood or forge log lines.
 pub(crate) fn invalid(event: &'static str, field: &str, value: &str) -> IntakeError {
-    IntakeError::Invalid { event, field: field.to_owned(), value: shown(value) }
+    IntakeError::Invalid { event, field: field.to_owned(), value: shown(value, SHOWN) }
 }
 
-/// Event text as it may appear in reasons, errors and logs: control characters
-/// removed, at most 80 characters.
-pub(crate) fn shown(value: &str) -> String {
-    let mut out: String = value.chars().filter(|c| !hidden(*c)).take(80).collect();
-    if value.chars().count() > 80 {
-        out.push('…');
-    }
-    out
-}
-
-/// Control characters and the invisible ones that reorder or hide text (bidi
-/// overrides and isolates, zero-width characters, BOM).
-pub(crate) fn hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
+/// Event text in reasons, errors and logs: at most this many characters.
+pub(crate) const SHOWN: usize = 80;
 
 /// A 12-digit AWS account id, or nothing.
 pub(crate) fn account_id(text: Option<&str>) -> Option<String> {
@@ -240,7 +291,5 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod fuzz;
 #[cfg(test)]
 mod tests;

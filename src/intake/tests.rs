@@ -212,3 +212,32 @@ fn handled_value(v: &Value) -> Intake {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_broken_envelope_of_a_handled_event_is_rejected_naming_the_field() {
+    let rejected = |v: &Value| parse(v, &BTreeSet::new()).unwrap_err();
+    let mut v = fixture("aws.ec2-state-change-stopped");
+    v["time"] = json!(1_790_000_000);
+    let e = rejected(&v);
+    assert!(matches!(&e, IntakeError::Invalid { event: "EC2 state-change", field, .. } if field == "time"), "{e:?}");
+    assert!(e.to_string().contains("invalid time: invalid type: integer"), "{e}");
+
+    let mut v = fixture("aws.health-scheduled-change-legacy");
+    v["resources"] = json!(["i-0abc12345def67890", 7]);
+    let e = rejected(&v);
+    assert!(matches!(&e, IntakeError::Invalid { event: "AWS Health", field, .. } if field == "resources[1]"), "{e:?}");
+
+    let mut v = fixture("aws.ec2-state-change-stopped");
+    v.as_object_mut().unwrap().remove("detail");
+    assert_eq!(rejected(&v), IntakeError::Missing { event: "EC2 state-change", field: "detail" });
+    let mut v = fixture("aws.ec2-state-change-stopped");
+    v["detail"]["state"] = json!(["stopped"]);
+    assert!(matches!(rejected(&v), IntakeError::Invalid { field, .. } if field == "detail.state"));
+    v["detail"].as_object_mut().unwrap().remove("state");
+    assert_eq!(rejected(&v), IntakeError::Missing { event: "EC2 state-change", field: "detail.state" });
+
+    // An event the guard does not act on is ignored whatever its envelope holds.
+    let mut v = fixture("aws.s3-object-created");
+    v["time"] = json!(false);
+    assert!(ignored_reason(&v).contains("aws.s3"));
+}

@@ -287,5 +287,5 @@ fn apply_statuses<'a>(
     }
 }
 
-#[cfg(test)]
-pub(crate) mod memory;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;

@@ -11,6 +11,7 @@ use crate::domain::{AsgName, InstanceId};
 use crate::escalation::Record;
 use crate::findings::{Finding, Severity};
 use crate::policy::{Action, Skip};
+use crate::text::shown;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -110,7 +111,7 @@ pub fn render_recovered(
             let open = (now - r.first_seen).max(chrono::Duration::zero()).num_minutes();
             format!(
                 "{}: first seen {}, open for {}h{:02}m, no longer seen",
-                clean(&r.summary, 300),
+                shown(&r.summary, 300),
                 time(Some(r.first_seen)),
                 open / 60,
                 open % 60
@@ -127,7 +128,7 @@ pub fn render_recovered(
     section(&mut body, "WHAT THE GUARD DID", &done);
     body.push_str("\nNothing more is needed from AWS; check that the application itself recovered.\n");
     let what = match records {
-        [one] => clean(&one.summary, 200),
+        [one] => shown(&one.summary, 200),
         many => format!("{} conditions resolved", many.len()),
     };
     let mut attributes = base_attributes(Severity::Info, region, account, environment);
@@ -163,7 +164,7 @@ pub fn render_rejected(error: &str, region: &str, account: Option<&str>, environ
          Nothing was changed. The scheduled sweep still checks every group and stopped instance.\n\
          What to do: look up the event in the function's log (it is logged with this error) and check the\n\
          instances it names by hand:\n  aws ec2 describe-instance-status --region {region} --include-all-instances\n",
-        clean(error, 2000)
+        shown(error, 2000)
     );
     let mut attributes = base_attributes(Severity::Warning, region, account, environment);
     attributes.insert("finding_kinds", AttributeValue::StringArray(vec!["RejectedEvent".into()]));
@@ -232,39 +233,14 @@ fn subject(input: &NoticeInput<'_>, severity: Severity, groups: &BTreeSet<String
     }
 }
 
-/// Removes control characters and cuts to `SUBJECT_MAX` characters on a char boundary.
+/// A subject from any text: one line of at most `SUBJECT_MAX` characters.
 pub fn fit_subject(text: &str) -> String {
-    let flat: String = visible(text).collect();
-    if flat.chars().count() <= SUBJECT_MAX {
-        return flat;
-    }
-    let mut cut: String = flat.chars().take(SUBJECT_MAX - 1).collect();
-    cut.push('…');
-    cut
-}
-
-/// Control characters as spaces, invisible reordering characters (bidi overrides,
-/// zero-width) dropped: event and tag content never shapes or disguises the layout.
-fn visible(text: &str) -> impl Iterator<Item = char> + '_ {
-    text.chars().filter_map(|c| match c {
-        c if c.is_control() => Some(' '),
-        c if crate::intake::hidden(c) => None,
-        c => Some(c),
-    })
-}
-
-/// Control characters out, length bounded: event and tag content never shapes the layout.
-fn clean(text: &str, max: usize) -> String {
-    let mut out: String = visible(text).take(max).collect();
-    if text.chars().count() > max {
-        out.push('…');
-    }
-    out
+    shown(text, SUBJECT_MAX)
 }
 
 /// Quotes a value for a POSIX shell: group names may contain almost any character.
 pub fn shell_quote(text: &str) -> String {
-    format!("'{}'", clean(text, 255).replace('\'', r"'\''"))
+    format!("'{}'", shown(text, 255).replace('\'', r"'\''"))
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {
@@ -299,7 +275,7 @@ fn describe(f: &Finding, now: DateTime<Utc>) -> String {
     match f {
         Finding::StrandedInstance { instance, group, state, cause, since, blocking, .. } => format!(
             "{instance} in group {} is {state}{}: {}; the group will not replace it while {} suspended",
-            clean(group.as_str(), 255),
+            shown(group.as_str(), 255),
             age(*since, now),
             cause.describe(),
             blocking.join(", ")
@@ -308,24 +284,24 @@ fn describe(f: &Finding, now: DateTime<Utc>) -> String {
             let list: Vec<String> = processes
                 .iter()
                 .map(|p| match p.by {
-                    crate::domain::Suspender::Person => format!("{} (by a person: {})", p.name, clean(&p.reason, 80)),
+                    crate::domain::Suspender::Person => format!("{} (by a person: {})", p.name, shown(&p.reason, 80)),
                     crate::domain::Suspender::AwsOrUnknown if p.reason.is_empty() => {
                         format!("{} (by AWS or unknown, no reason given)", p.name)
                     }
                     crate::domain::Suspender::AwsOrUnknown => {
-                        format!("{} (by AWS or unknown: {})", p.name, clean(&p.reason, 80))
+                        format!("{} (by AWS or unknown: {})", p.name, shown(&p.reason, 80))
                     }
                 })
                 .collect();
             format!(
                 "group {} has suspended processes: {}; {stranded} stranded",
-                clean(group.as_str(), 255),
+                shown(group.as_str(), 255),
                 list.join(", ")
             )
         }
         Finding::RetirementScheduled { instance, group, code, deadline, root_device, outlook, source } => format!(
             "{instance}{} has {code} scheduled for {} (root device {root_device:?}, from {source}): {outlook}",
-            group.as_ref().map(|g| format!(" (group {})", clean(g.as_str(), 255))).unwrap_or_default(),
+            group.as_ref().map(|g| format!(" (group {})", shown(g.as_str(), 255))).unwrap_or_default(),
             time(*deadline)
         ),
         Finding::StoppedStandalone { instance, cause, since } => {
@@ -333,7 +309,7 @@ fn describe(f: &Finding, now: DateTime<Utc>) -> String {
         }
         Finding::Unrecoverable { instance, group, why } => format!(
             "{instance}{} cannot be recovered by the guard: {why}",
-            group.as_ref().map(|g| format!(" (group {})", clean(g.as_str(), 255))).unwrap_or_default()
+            group.as_ref().map(|g| format!(" (group {})", shown(g.as_str(), 255))).unwrap_or_default()
         ),
         Finding::RecoveryInProgress { group, since, waiting_for } => {
             let waiting = if waiting_for.is_empty() {
@@ -343,24 +319,24 @@ fn describe(f: &Finding, now: DateTime<Utc>) -> String {
             };
             format!(
                 "the guard is repairing group {}{}: {waiting}; its processes stay suspended until every member runs and is healthy",
-                clean(group.as_str(), 255),
+                shown(group.as_str(), 255),
                 age(*since, now)
             )
         }
         Finding::RecoveryStalled { group, instance, why } => format!(
             "RECOVERY STALLED: {instance}, started by the guard in group {}, {why}; the group stays suspended and needs a person",
-            clean(group.as_str(), 255)
+            shown(group.as_str(), 255)
         ),
         Finding::NotInspected { subject, account, code, deadline, why } => format!(
             "{code} announced for {}{} (deadline {}): NOT INSPECTED, {why}; check it where it lives",
-            clean(subject, 120),
+            shown(subject, 120),
             account.as_ref().map(|a| format!(" in account {a}")).unwrap_or_default(),
             time(*deadline)
         ),
         Finding::ReadIncomplete { parts, unchecked } => {
             let parts: Vec<String> = parts
                 .iter()
-                .map(|p| format!("{} ({} read before: {})", clean(&p.part, 600), p.read, clean(&p.error, 300)))
+                .map(|p| format!("{} ({} read before: {})", shown(&p.part, 600), p.read, shown(&p.error, 300)))
                 .collect();
             let unchecked = if unchecked.is_empty() {
                 String::new()
@@ -382,9 +358,9 @@ fn describe(f: &Finding, now: DateTime<Utc>) -> String {
 fn describe_outcome(o: &Outcome) -> String {
     let what = match &o.action {
         Action::ResumeProcesses { group, processes } => {
-            format!("resume {} in {}", processes.join(", "), clean(group.as_str(), 255))
+            format!("resume {} in {}", processes.join(", "), shown(group.as_str(), 255))
         }
-        other => format!("{} {}", other.name().replace('_', " "), clean(&other.target(), 255)),
+        other => format!("{} {}", other.name().replace('_', " "), shown(&other.target(), 255)),
     };
     let how = match &o.status {
         Status::Done { detail } => format!("done ({detail})"),
@@ -393,11 +369,11 @@ fn describe_outcome(o: &Outcome) -> String {
             "would follow (DRY RUN) once the steps above succeed and the started instances pass their status checks"
                 .into()
         }
-        Status::Gone { detail } => format!("nothing to do, it no longer exists ({})", clean(detail, 200)),
+        Status::Gone { detail } => format!("nothing to do, it no longer exists ({})", shown(detail, 200)),
         Status::Failed { failure } => format!(
             "FAILED: {} {} ({:?})",
             failure.code.as_deref().unwrap_or("error"),
-            clean(&failure.message, 300),
+            shown(&failure.message, 300),
             failure.kind
         ),
         Status::NotAttempted { reason } => format!("not attempted: {reason}"),
@@ -444,7 +420,7 @@ fn next_steps(input: &NoticeInput<'_>) -> Vec<String> {
         }
         lines.push(format!(
             "When every member of {} runs and is healthy, resume its processes (if nobody suspended them on purpose):\n      aws autoscaling describe-auto-scaling-groups --region {r} --auto-scaling-group-names {q}\n      aws autoscaling resume-processes --region {r} --auto-scaling-group-name {q} --scaling-processes {}",
-            clean(group.as_str(), 255),
+            shown(group.as_str(), 255),
             processes.join(" ")
         ));
     }
@@ -467,7 +443,7 @@ fn next_steps(input: &NoticeInput<'_>) -> Vec<String> {
             }
             Finding::NotInspected { subject, account, .. } => lines.push(format!(
                 "Check {} in {} yourself (or deploy the guard there):\n      aws ec2 describe-instance-status --region {r} --include-all-instances --instance-ids {}",
-                clean(subject, 120),
+                shown(subject, 120),
                 account.as_ref().map(|a| format!("account {a}")).unwrap_or_else(|| "its account".into()),
                 shell_quote(subject)
             )),
@@ -493,12 +469,12 @@ fn body(input: &NoticeInput<'_>, severity: Severity) -> String {
         input.account.unwrap_or("unknown"),
         input.environment
     );
-    let _ = writeln!(out, "Trigger: {}. Checked at {}.", clean(input.trigger, 300), time(Some(input.now)));
+    let _ = writeln!(out, "Trigger: {}. Checked at {}.", shown(input.trigger, 300), time(Some(input.now)));
     if input.dry_run {
         let _ = writeln!(out, "DRY RUN: nothing was changed; the steps below are what the guard would do.");
     }
     if let Some(why) = input.cut_short {
-        let _ = writeln!(out, "STOPPED EARLY: {}", clean(why, 500));
+        let _ = writeln!(out, "STOPPED EARLY: {}", shown(why, 500));
     }
     section(&mut out, "ESCALATION", input.escalation);
     let found: Vec<String> = input.findings.iter().map(|f| describe(f, input.now)).collect();
@@ -508,7 +484,7 @@ fn body(input: &NoticeInput<'_>, severity: Severity) -> String {
     let pending: Vec<String> = input
         .pending
         .iter()
-        .map(|s| format!("{} {}: {}", s.action.replace('_', " "), clean(&s.target, 300), s.reason))
+        .map(|s| format!("{} {}: {}", s.action.replace('_', " "), shown(&s.target, 300), s.reason))
         .collect();
     section(&mut out, "NOT DONE, AND WHY", &pending);
     let now: Vec<String> = input.remaining.iter().map(|f| describe(f, input.now)).collect();

@@ -1,11 +1,12 @@
 //! `DynamoStateStore`: the state port over a DynamoDB table (partition key
-//! `condition`, string; TTL attribute `expires_at`), with GetItem, Scan, PutItem
-//! and DeleteItem, each write conditional on the record last read.
+//! `condition`, string; TTL attribute `expires_at`), read with BatchGetItem (100
+//! keys a request) or Scan, written with PutItem and DeleteItem, each write
+//! conditional on the record last read.
 
 use super::{Loaded, StateStore};
-use crate::error::AwsFailure;
+use crate::error::{AwsFailure, FailureKind};
 use crate::escalation::Record;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
@@ -13,6 +14,11 @@ use std::collections::HashMap;
 /// A record is forgotten 30 days after its last notice, even if never resolved.
 const RETENTION_DAYS: i64 = 30;
 const CONCURRENCY: usize = 8;
+/// BatchGetItem reads at most 100 keys a request.
+const BATCH: usize = 100;
+/// Requests for the keys DynamoDB leaves unprocessed (under throttling it returns
+/// them instead of failing), with a doubling pause from 50 ms, before the read fails.
+const UNPROCESSED_ROUNDS: u32 = 5;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -110,17 +116,39 @@ impl DynamoStateStore {
         HashMap::from([("condition".to_owned(), s(key))])
     }
 
-    async fn get(&self, key: String) -> Result<Option<Item>, AwsFailure> {
-        let out = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(&key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsFailure::from_sdk("GetItem", &e))?;
-        Ok(out.item)
+    /// Reads up to `BATCH` keys (strongly consistent), asking again for the keys
+    /// DynamoDB leaves unprocessed, a bounded number of times.
+    async fn batch_get(&self, keys: Vec<String>) -> Result<Vec<Item>, AwsFailure> {
+        let failure =
+            |message: String| AwsFailure { operation: "BatchGetItem", kind: FailureKind::Other, code: None, message };
+        let mut pending: Vec<Item> = keys.iter().map(|k| self.key(k)).collect();
+        let mut items = Vec::new();
+        for round in 0..UNPROCESSED_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << (round - 1))).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| failure(e.to_string()))?;
+            let out = self
+                .dynamodb
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| AwsFailure::from_sdk("BatchGetItem", &e))?;
+            items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(items);
+            }
+        }
+        Err(AwsFailure {
+            kind: FailureKind::Transient,
+            ..failure(format!("{} key(s) still unprocessed after {UNPROCESSED_ROUNDS} requests", pending.len()))
+        })
     }
 
     async fn put_if(&self, record: &Record, previous: Option<&Record>) -> Result<bool, AwsFailure> {
@@ -173,10 +201,15 @@ impl StateStore for DynamoStateStore {
                 pages.into_iter().flat_map(|p| p.items.unwrap_or_default()).collect()
             }
             Some(keys) => {
-                let found: Vec<Option<Item>> = futures::stream::iter(keys.iter().cloned().map(|k| self.get(k)))
-                    .buffer_unordered(CONCURRENCY)
-                    .try_collect()
-                    .await?;
+                // A key twice in one request is a ValidationException.
+                let keys: Vec<String> =
+                    keys.iter().collect::<std::collections::BTreeSet<_>>().into_iter().cloned().collect();
+                let chunks: Vec<Vec<String>> = keys.chunks(BATCH).map(<[String]>::to_vec).collect();
+                let found: Vec<Vec<Item>> =
+                    futures::stream::iter(chunks.into_iter().map(|chunk| self.batch_get(chunk)))
+                        .buffer_unordered(CONCURRENCY)
+                        .try_collect()
+                        .await?;
                 found.into_iter().flatten().collect()
             }
         };
@@ -230,7 +263,9 @@ impl StateStore for DynamoStateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::FailureKind;
+    use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
     fn record() -> Record {
         Record {
@@ -260,6 +295,68 @@ mod tests {
         let mut item = to_item(&record());
         item.remove("first_seen");
         assert_eq!(from_item(&item), None);
+    }
+
+    const TABLE: &str = "state";
+
+    fn store(rule: &aws_smithy_mocks::Rule) -> DynamoStateStore {
+        DynamoStateStore { dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [rule]), table: TABLE.into() }
+    }
+
+    fn requested(i: &BatchGetItemInput) -> Vec<String> {
+        let keys = i.request_items().and_then(|r| r.get(TABLE)).map(|k| k.keys()).unwrap_or_default();
+        keys.iter().filter_map(|k| k.get("condition")?.as_s().ok().cloned()).collect()
+    }
+
+    /// The stored items: a record for every even-numbered key.
+    fn answer(keys: &[String], unprocessed: &[String]) -> BatchGetItemOutput {
+        let found = keys
+            .iter()
+            .filter(|k| !unprocessed.contains(k) && k.trim_start_matches("k").parse::<u32>().unwrap() % 2 == 0);
+        let items: Vec<Item> = found.map(|k| to_item(&Record { key: k.clone(), ..record() })).collect();
+        let mut out = BatchGetItemOutput::builder().responses(TABLE, items);
+        if !unprocessed.is_empty() {
+            let left = KeysAndAttributes::builder()
+                .set_keys(Some(unprocessed.iter().map(|k| HashMap::from([("condition".to_owned(), s(k))])).collect()));
+            out = out.unprocessed_keys(TABLE, left.build().unwrap());
+        }
+        out.build()
+    }
+
+    #[tokio::test]
+    async fn state_reads_are_batched_100_keys_a_request_and_unprocessed_keys_asked_again() {
+        let calls = AtomicUsize::new(0);
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(move |i| {
+            let keys = requested(i);
+            let unprocessed = if calls.fetch_add(1, SeqCst) == 0 { keys[keys.len() - 10..].to_vec() } else { vec![] };
+            assert!(keys.len() <= BATCH && i.request_items().unwrap()[TABLE].consistent_read() == Some(true));
+            answer(&keys, &unprocessed)
+        });
+        let mut keys: Vec<String> = (0..250).map(|n| format!("k{n}")).collect();
+        keys.push("k0".into());
+        let loaded = store(&rule).load(Some(&keys)).await.unwrap();
+        assert_eq!(loaded.records.len(), 125, "every even key, the unprocessed ones included");
+        assert!(loaded.records.contains_key("k248") && loaded.records.contains_key("k98"));
+        assert_eq!(rule.num_calls(), 4, "250 distinct keys: 3 requests and one for the 10 left unprocessed");
+    }
+
+    #[tokio::test]
+    async fn keys_left_unprocessed_on_every_request_fail_the_read_as_transient() {
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(|i| {
+            let keys = requested(i);
+            answer(&keys, &keys)
+        });
+        let err = store(&rule).load(Some(&["k1".into(), "k2".into()])).await.unwrap_err();
+        assert_eq!((err.operation, err.kind), ("BatchGetItem", FailureKind::Transient));
+        assert!(err.message.contains("2 key(s) still unprocessed after 5 requests"), "{}", err.message);
+        assert_eq!(rule.num_calls(), 5);
+    }
+
+    #[tokio::test]
+    async fn no_keys_no_request() {
+        let rule = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(|_| answer(&[], &[]));
+        assert_eq!(store(&rule).load(Some(&[])).await.unwrap(), Loaded::default());
+        assert_eq!(rule.num_calls(), 0);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! several invocations racing on one condition exactly one wins each claim.
 
 pub mod dynamo;
-#[cfg(test)]
-pub(crate) mod memory;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
 
 use crate::error::AwsFailure;
 use crate::escalation::Record;

@@ -9,7 +9,7 @@ around the dots (rustfmt splits long chains: `self\n    .dynamodb\n    .put_item
 
 Which calls each Policy needs:
   notify  : the reads (src/inventory), sns:Publish (src/notify) and the notice state
-            (src/state/dynamo.rs: GetItem, Scan, PutItem, DeleteItem) - no repairs
+            (src/state/dynamo.rs: BatchGetItem, Scan, PutItem, DeleteItem) - no repairs
   restart : + the calls made by AwsActuator::start (src/actions/aws.rs)
   recover : + every call in src/actions/aws.rs
 (src/policy.rs plans only starts below recover; a new actuator method must be placed

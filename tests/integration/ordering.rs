@@ -3,9 +3,7 @@
 //! Every scenario is followed by one final sweep, so that pending RESOLVED notices
 //! are sent in both worlds before they are compared.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 

@@ -12,18 +12,8 @@
 //! `SdkError::TimeoutError`) or a connection reset (`ConnectorError::io`:
 //! `SdkError::DispatchFailure`).
 //!
-//! `cargo test --lib fault_matrix -- --nocapture` prints the matrix.
+//! `cargo test --test integration fault_matrix -- --nocapture` prints the matrix.
 
-use super::Guard;
-use crate::actions::Status as StepStatus;
-use crate::actions::aws::AwsActuator;
-use crate::config::tests::{TOPIC, config_with};
-use crate::error::HandlerError;
-use crate::inventory::aws::AwsInventory;
-use crate::notify::sns::SnsNotifier;
-use crate::policy::RECOVERING_TAG;
-use crate::report::Report;
-use crate::state::dynamo::DynamoStateStore;
 use aws_sdk_autoscaling::operation::create_or_update_tags::{
     CreateOrUpdateTagsError, CreateOrUpdateTagsInput, CreateOrUpdateTagsOutput,
 };
@@ -40,8 +30,8 @@ use aws_sdk_autoscaling::operation::resume_processes::{
 use aws_sdk_autoscaling::operation::set_instance_health::{
     SetInstanceHealthError, SetInstanceHealthInput, SetInstanceHealthOutput,
 };
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::delete_item::{DeleteItemError, DeleteItemInput, DeleteItemOutput};
-use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemInput, GetItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemInput, PutItemOutput};
 use aws_sdk_dynamodb::operation::scan::{ScanError, ScanInput, ScanOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -66,6 +56,16 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt};
+use retirement_guard::actions::Status as StepStatus;
+use retirement_guard::actions::aws::AwsActuator;
+use retirement_guard::error::HandlerError;
+use retirement_guard::handler::Guard;
+use retirement_guard::inventory::aws::AwsInventory;
+use retirement_guard::notify::sns::SnsNotifier;
+use retirement_guard::policy::RECOVERING_TAG;
+use retirement_guard::report::Report;
+use retirement_guard::state::dynamo::DynamoStateStore;
+use retirement_guard::testing::{TOPIC, config_with};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
@@ -382,14 +382,18 @@ fn corrupt_item() -> HashMap<String, AttributeValue> {
     HashMap::from([("condition".to_owned(), s(&corrupt_key())), ("tier".to_owned(), s("one"))])
 }
 
-fn get_item(_: &World, i: &GetItemInput) -> GetItemOutput {
-    let wanted = i.key().and_then(|k| k.get("condition")).and_then(|v| v.as_s().ok());
-    let item = match wanted {
-        Some(k) if *k == stale_key() => Some(stale_item()),
-        Some(k) if *k == corrupt_key() => Some(corrupt_item()),
-        _ => None,
-    };
-    GetItemOutput::builder().set_item(item).build()
+fn batch_get_item(_: &World, i: &BatchGetItemInput) -> BatchGetItemOutput {
+    let keys = i.request_items().and_then(|r| r.get(TABLE)).map(|k| k.keys()).unwrap_or_default();
+    let items: Vec<_> = keys
+        .iter()
+        .filter_map(|k| k.get("condition")?.as_s().ok())
+        .filter_map(|k| match k {
+            k if *k == stale_key() => Some(stale_item()),
+            k if *k == corrupt_key() => Some(corrupt_item()),
+            _ => None,
+        })
+        .collect();
+    BatchGetItemOutput::builder().responses(TABLE, items).build()
 }
 
 fn scan(_: &World, _: &ScanInput) -> ScanOutput {
@@ -418,7 +422,7 @@ enum Op {
     CreateOrUpdateTags,
     DeleteTags,
     Publish,
-    GetItem,
+    BatchGetItem,
     Scan,
     PutItem,
     DeleteItem,
@@ -443,7 +447,7 @@ const OPS: [Op; 14] = [
     Op::CreateOrUpdateTags,
     Op::DeleteTags,
     Op::Publish,
-    Op::GetItem,
+    Op::BatchGetItem,
     Op::Scan,
     Op::PutItem,
     Op::DeleteItem,
@@ -454,16 +458,16 @@ impl Op {
         match self {
             Op::DescribeInstances | Op::DescribeInstanceStatus | Op::StartInstances => Service::Ec2,
             Op::Publish => Service::Sns,
-            Op::GetItem | Op::Scan | Op::PutItem | Op::DeleteItem => Service::DynamoDb,
+            Op::BatchGetItem | Op::Scan | Op::PutItem | Op::DeleteItem => Service::DynamoDb,
             _ => Service::AutoScaling,
         }
     }
 
     /// The event that reaches the operation: a sweep, except where only a targeted
-    /// invocation calls it (memberships and GetItem are not read by a sweep).
+    /// invocation calls it (memberships and BatchGetItem are not read by a sweep).
     fn event(self) -> Event {
         match self {
-            Op::DescribeAutoScalingInstances | Op::GetItem => Event::StateChange,
+            Op::DescribeAutoScalingInstances | Op::BatchGetItem => Event::StateChange,
             _ => Event::Sweep,
         }
     }
@@ -665,7 +669,7 @@ impl Rules {
             op_rules!(cell, world, by_op, probe, Op::CreateOrUpdateTags, Asg::create_or_update_tags, CreateOrUpdateTagsInput, CreateOrUpdateTagsError, create_or_update_tags, any);
             op_rules!(cell, world, by_op, probe, Op::DeleteTags, Asg::delete_tags, DeleteTagsInput, DeleteTagsError, delete_tags, any);
             op_rules!(cell, world, by_op, probe, Op::Publish, Sns::publish, PublishInput, PublishError, publish, any);
-            op_rules!(cell, world, by_op, probe, Op::GetItem, Ddb::get_item, GetItemInput, GetItemError, get_item, any);
+            op_rules!(cell, world, by_op, probe, Op::BatchGetItem, Ddb::batch_get_item, BatchGetItemInput, BatchGetItemError, batch_get_item, any);
             op_rules!(cell, world, by_op, probe, Op::Scan, Ddb::scan, ScanInput, ScanError, scan, any);
             op_rules!(cell, world, by_op, probe, Op::PutItem, Ddb::put_item, PutItemInput, PutItemError, put_item, any);
             op_rules!(cell, world, by_op, probe, Op::DeleteItem, Ddb::delete_item, DeleteItemInput, DeleteItemError, delete_item, any);
@@ -837,7 +841,7 @@ fn invariants(cell: Cell, run: &Run, class: &str) -> Vec<String> {
     }
     if let Ok(Ok(report)) = &run.result {
         let start_incomplete = report.outcomes.iter().any(|o| {
-            matches!(&o.action, crate::policy::Action::StartInstance { instance, .. } if instance.as_str() == A)
+            matches!(&o.action, retirement_guard::policy::Action::StartInstance { instance, .. } if instance.as_str() == A)
                 && !o.is_done()
         });
         if start_incomplete
@@ -925,8 +929,8 @@ const EXPECTED: [(Op, Times, [&str; 7]); 28] = [
     (Op::DeleteTags,                   Times::Always, [PER,     PER,     PER,     PER,     PER,      PER,       NA]),
     (Op::Publish,                      Times::Once,   [RETRIED, RETRIED, RETRIED, RETRIED, NOTIFY,   NOTIFY,    NA]),
     (Op::Publish,                      Times::Always, [NOTIFY,  NOTIFY,  NOTIFY,  NOTIFY,  NOTIFY,   NOTIFY,    NA]),
-    (Op::GetItem,                      Times::Once,   [RETRIED, RETRIED, RETRIED, RETRIED, NO_DEDUP, NO_DEDUP,  NA]),
-    (Op::GetItem,                      Times::Always, [NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NA]),
+    (Op::BatchGetItem,                 Times::Once,   [RETRIED, RETRIED, RETRIED, RETRIED, NO_DEDUP, NO_DEDUP,  NA]),
+    (Op::BatchGetItem,                 Times::Always, [NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NA]),
     (Op::Scan,                         Times::Once,   [RETRIED, RETRIED, RETRIED, RETRIED, NO_DEDUP, NO_DEDUP,  NA]),
     (Op::Scan,                         Times::Always, [NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NO_DEDUP, NA]),
     (Op::PutItem,                      Times::Once,   [RETRIED, RETRIED, RETRIED, RETRIED, ABSORBED, ABSORBED,  NA]),
@@ -967,8 +971,8 @@ async fn clean_runs_repair_everything_and_notify() {
         }
         // A sweep's later rounds read only what is under repair: es-data and C, by name and id.
         let (read, unread) = match event {
-            Event::Sweep => (Op::Scan, [Op::GetItem, Op::GetItem]),
-            Event::StateChange => (Op::GetItem, [Op::Scan, Op::Scan]),
+            Event::Sweep => (Op::Scan, [Op::BatchGetItem, Op::BatchGetItem]),
+            Event::StateChange => (Op::BatchGetItem, [Op::Scan, Op::Scan]),
         };
         assert!(run.rules.calls(read) > 0);
         assert!(unread.iter().all(|op| run.rules.calls(*op) == 0));
@@ -1058,8 +1062,8 @@ async fn a_failure_is_named_in_the_subject_even_when_the_subject_is_cut() {
 /// and the retry saw nothing open, so nobody was told what the guard did.
 #[tokio::test]
 async fn a_failed_publish_after_a_repair_is_notified_by_the_retry() {
-    use crate::handler::tests::{guard as memory_guard, sent, sweep};
-    let mut g = memory_guard(crate::findings::tests::story(), &[("POLICY", "recover")]);
+    use retirement_guard::testing::{guard as memory_guard, sent, sweep};
+    let mut g = memory_guard(retirement_guard::testing::story(), &[("POLICY", "recover")]);
     g.notifier.fail = true;
     assert_eq!(g.handle(&sweep(), now()).await.unwrap_err().error_type(), "NotifyFailed");
     assert!(g.actuator.calls().iter().any(|c| c.starts_with("resume")), "the repair happened");

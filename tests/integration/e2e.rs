@@ -1,8 +1,6 @@
 //! End to end: the built binary against a moto server, under each policy.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 
@@ -360,6 +358,33 @@ fn broken_event_is_rejected_with_the_missing_field_and_notified() {
     let notices = w.notices();
     assert_eq!(notices.len(), 1);
     assert!(notices[0]["subject"].as_str().unwrap().contains("event rejected"));
+}
+
+#[test]
+fn with_lambdas_json_log_format_every_log_line_is_a_json_object() {
+    let w = World::new();
+    let env = [("AWS_LAMBDA_LOG_FORMAT", "JSON"), ("AWS_LAMBDA_LOG_LEVEL", "INFO")];
+    let out =
+        w.moto.guard(w.topic(), &["invoke", &format!("{ROOT}/events/aws.ec2-state-change-broken.json")], &env, None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "configuration, the notice, the failure: {stderr}");
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["message"].is_string()), "{stderr}");
+    assert!(lines.iter().any(|l| l["message"] == "notice published"), "{stderr}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert!(
+        last["message"].as_str().unwrap().contains("event rejected: EC2 state-change event has no detail.instance-id"),
+        "{last}"
+    );
+    // The bare CLI's own errors follow the format too.
+    let (ok, stderr) = bare(&["frobnicate"], "", &[("AWS_LAMBDA_LOG_FORMAT", "json")]);
+    let line: Value = serde_json::from_str(&stderr).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert!(!ok && line["message"].as_str().unwrap().contains("usage: retirement-guard"), "{line}");
 }
 
 #[test]

@@ -9,9 +9,7 @@
 //! every timeout case ends within seconds. State is read and the recorder driven
 //! through moto directly, never through the proxy.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

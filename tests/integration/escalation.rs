@@ -1,10 +1,8 @@
 //! End to end: escalation tiers, deduplication and resolution notices with the
 //! state in DynamoDB (moto), the clock injected with GUARD_NOW (never slept on).
 
-mod common;
-
+use crate::common::*;
 use chrono::{Duration, SecondsFormat, Utc};
-use common::*;
 use serde_json::Value;
 
 fn tier_env(w: &World) -> Vec<(String, String)> {

@@ -1,4 +1,4 @@
-//! Bad input (issue 5, part 2): property-based tests over the intake and, for a
+//! Bad input: property-based tests over the intake and, for a
 //! bounded share of the inputs, over the whole in-memory pipeline.
 //!
 //! Inputs are arbitrary JSON (keys biased toward the fields the guard reads),
@@ -12,14 +12,16 @@
 //! intake properties, `FUZZ_HANDLER_CASES` (default 64) for the handler property.
 //! Failures are never persisted into the source tree.
 
-use super::*;
-use crate::findings::tests::story;
-use crate::handler::tests::{guard as handler_guard, sent};
-use crate::report::Status;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use retirement_guard::domain::Scope;
+use retirement_guard::intake::{IntakeError, MAX_TARGETS, Parsed, Trigger, parse};
+use retirement_guard::report::Status;
+use retirement_guard::testing::{guard as handler_guard, sent, story};
 use serde_json::json;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 /// Default cases per intake property (what `make test` runs).
@@ -408,7 +410,14 @@ fn mutated_fixture() -> impl Strategy<Value = (String, Value)> {
 
 /// Every field an `IntakeError` may name (indexed list fields end in `[n]`).
 const ERROR_FIELDS: &[&str] = &[
+    "version",
+    "id",
+    "account",
+    "time",
+    "region",
+    "resources",
     "detail",
+    "detail.state",
     "detail.instance-id",
     "detail.requestParameters.autoScalingGroupName",
     "detail.eventTypeCode",
@@ -423,7 +432,7 @@ const ERROR_FIELDS: &[&str] = &[
 ];
 
 fn names_a_known_field(field: &str) -> bool {
-    let indexed = ["instance_ids[", "asg_names["]
+    let indexed = ["instance_ids[", "asg_names[", "resources["]
         .iter()
         .any(|p| field.strip_prefix(p).and_then(|r| r.strip_suffix(']')).is_some_and(|n| n.parse::<usize>().is_ok()));
     indexed || ERROR_FIELDS.contains(&field)
@@ -655,13 +664,18 @@ fn any_input_through_the_in_memory_handler_is_reported_and_notified_safely() {
         }
         for n in &sent {
             let chars = n.subject.chars().count();
-            prop_assert!(chars <= crate::notify::SUBJECT_MAX, "subject of {} characters: {:?}", chars, n.subject);
+            prop_assert!(
+                chars <= retirement_guard::notify::SUBJECT_MAX,
+                "subject of {} characters: {:?}",
+                chars,
+                n.subject
+            );
             prop_assert!(!n.subject.chars().any(char::is_control), "control characters in {:?}", n.subject);
             prop_assert!(!n.body.chars().any(|c| c.is_control() && c != '\n'), "control characters in the body");
             prop_assert!(n.body.len() <= SNS_MESSAGE_MAX, "body of {} bytes", n.body.len());
         }
         for r in &report.notifications {
-            prop_assert!(r.subject.chars().count() <= crate::notify::SUBJECT_MAX);
+            prop_assert!(r.subject.chars().count() <= retirement_guard::notify::SUBJECT_MAX);
         }
         Ok(())
     });
