@@ -738,7 +738,8 @@ def write_results(state):
     if state.get("stopped_early"):
         lines += [f"> **Stopped early:** {state['stopped_early']}", ""]
     lines += ["Written by `bench/bench.py` (`make bench`); what it measures and why the local AWS",
-              "is set up as it is: [README.md](README.md).", ""]
+              "is set up as it is: [README.md](README.md). Where the guard's CPU goes (instructions by",
+              "crate and function under callgrind, `make profile`): [profile.md](profile.md).", ""]
     # Kept in the state when measured, so that --render writes them as they were.
     v = state.setdefault("versions", versions())
     finished = state.setdefault("finished", f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
