@@ -224,8 +224,27 @@ fn four_concurrent_recoveries_start_each_instance_once_per_invocation_and_notify
     }
     let writes = strings(&w.moto.scenario(&["record-writes"])["writes"]);
     let first_resume = writes.iter().position(|a| a == "ResumeProcesses").expect("resumed");
-    let starts_before = writes[..first_resume].iter().filter(|a| *a == "StartInstances").count();
-    assert!(starts_before >= 2, "both instances were started before the first resume: {writes:?}");
-    let problems: Vec<String> = notices(&w).into_iter().filter(|s| s.contains("CRITICAL")).collect();
-    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        writes[..first_resume].iter().any(|a| a == "StartInstances"),
+        "started before the first resume: {writes:?}"
+    );
+    // Both were started (one batched StartInstances may start both) and marked Healthy before
+    // any resume: had a resume come with a member still stopped and Unhealthy, the local AWS
+    // would have replaced it, as AWS does.
+    let stats = w.moto.realism_stats();
+    assert_eq!(stats["terminated"], json!([]), "instances terminated by the group: {stats:#}");
+    assert_eq!(stats["launched"], json!([]), "replacements launched: {stats:#}");
+    // One problem notice for the group, whichever invocation wins its claim: one that saw the
+    // members stopped (CRITICAL), or one that had started them already and tells of the
+    // recovery in progress (WARNING); then at most one RESOLVED.
+    let all = notices(&w);
+    let problems: Vec<&String> = all.iter().filter(|s| !s.contains("RESOLVED")).collect();
+    let told: Vec<String> = reports.iter().map(|r| format!("{} {}", r["notifications"], r["conditions"])).collect();
+    assert_eq!(problems.len(), 1, "{all:#?} {told:#?}");
+    assert!(
+        problems[0].contains("CRITICAL: 2 instances stranded in es-data")
+            || problems[0].contains("WARNING: recovery in progress in es-data"),
+        "{all:#?}"
+    );
+    assert!(all.iter().filter(|s| s.contains("RESOLVED")).count() <= 1, "{all:#?}");
 }
