@@ -53,11 +53,11 @@ pub fn init() {
 }
 
 /// The subscriber for these directives (the default when they do not parse), in JSON or text.
-fn subscriber<W>(directives: &str, json: bool, writer: W) -> Box<dyn Subscriber + Send + Sync>
+fn subscriber<W>(wanted: &str, json: bool, writer: W) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new(format!("{DEFAULT},{REQUEST_SPAN}")));
+    let filter = EnvFilter::try_new(wanted).unwrap_or_else(|_| EnvFilter::new(directives(None, None)));
     let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false);
     if json {
         // CloudWatch stamps every event itself; the message and fields sit at the top level.
