@@ -96,6 +96,27 @@ pub struct Config {
     pub state_table: Option<String>,
     /// SDK calls: attempts per call (standard retry mode), timeout per attempt and per call.
     pub sdk: SdkSettings,
+    /// How notices are published.
+    pub delivery: Delivery,
+}
+
+/// How notices reach SNS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// `NOTICE_FORMAT=structured` (default): one `MessageStructure=json` publish with a
+    /// part per protocol; SNS then delivers no message attributes. `plain`: the text and
+    /// the document as one message, with attributes for subscription filter policies.
+    pub structured: bool,
+    /// `CHAT_TOPIC_ARN`: chat (AWS Chatbot) has a topic of its own; every notice goes there
+    /// too, and the other topics' `https` part carries the document instead of the chat message.
+    pub chat_topic: Option<TopicArn>,
+}
+
+impl Delivery {
+    /// Whether `topic`'s `https` subscribers get the chat message (else the document).
+    pub fn chat_on(&self, topic: &TopicArn) -> bool {
+        self.chat_topic.as_ref().is_none_or(|chat| chat == topic)
+    }
 }
 
 /// How hard the SDK tries before a call counts as failed.
@@ -180,7 +201,23 @@ impl Config {
             Some(tiers) => Escalation::parse(&tiers, get("ESCALATION_REPEAT").as_deref())
                 .map_err(|p| err("ESCALATION_TIERS", format!("(or ESCALATION_REPEAT): {p}")))?,
         };
+        let structured = match get("NOTICE_FORMAT").as_deref() {
+            None | Some("structured") => true,
+            Some("plain") => false,
+            Some(other) => return Err(err("NOTICE_FORMAT", format!("is {other:?}; expected structured or plain"))),
+        };
+        let chat_topic = match get("CHAT_TOPIC_ARN") {
+            None => None,
+            Some(text) => Some(
+                TopicArn::parse(&text)
+                    .ok_or_else(|| err("CHAT_TOPIC_ARN", format!("{text:?} is not an SNS topic ARN")))?,
+            ),
+        };
+        if chat_topic.is_some() && !structured {
+            return Err(err("CHAT_TOPIC_ARN", "needs NOTICE_FORMAT=structured (chat reads the https part)".into()));
+        }
         Ok(Self {
+            delivery: Delivery { structured, chat_topic },
             topic,
             mode,
             dry_run: flag("DRY_RUN")?,

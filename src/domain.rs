@@ -88,6 +88,11 @@ impl TopicArn {
         &self.0
     }
 
+    /// The topic's name (the ARN's last field), for people.
+    pub fn name(&self) -> &str {
+        self.0.rsplit(':').next().unwrap_or_default()
+    }
+
     /// The account that owns the topic (field 5 of the ARN).
     pub fn account(&self) -> &str {
         self.0.split(':').nth(4).unwrap_or_default()

@@ -114,6 +114,22 @@ pub enum ConditionKind {
 }
 
 impl ConditionKind {
+    const ALL: [Self; 8] = [
+        Self::StrandedGroup,
+        Self::StoppedStandalone,
+        Self::Retirement,
+        Self::Unrecoverable,
+        Self::SuspendedGroup,
+        Self::StalledRecovery,
+        Self::NotInspected,
+        Self::ReadIncomplete,
+    ];
+
+    /// The kind and subject of a condition key (`key_of`'s inverse).
+    pub fn of_key(key: &str) -> Option<(Self, &str)> {
+        Self::ALL.iter().find_map(|k| key.strip_prefix(&key_of(*k, "")).map(|subject| (*k, subject)))
+    }
+
     /// Kinds that are told once and then forgotten, never escalated or resolved.
     pub fn one_shot(self) -> bool {
         matches!(self, Self::SuspendedGroup | Self::NotInspected)
@@ -130,16 +146,39 @@ pub struct Condition {
     /// When it started, if AWS says (e.g. the stop time).
     pub since: Option<DateTime<Utc>>,
     pub severity: Severity,
+    /// An upcoming retirement's deadline: it escalates by how close that is.
+    pub deadline: Option<DateTime<Utc>>,
     pub findings: Vec<Finding>,
 }
 
 impl Condition {
+    /// Told once and never escalated: a one-shot kind, or a retirement its group will
+    /// simply replace (nothing is lost at the deadline).
+    pub fn one_shot(&self) -> bool {
+        self.kind.one_shot() || (self.kind == ConditionKind::Retirement && self.severity == Severity::Info)
+    }
+
+    /// The time its escalation counts from: when it was first seen, except for an
+    /// upcoming retirement with a deadline, which counts from a day before the deadline
+    /// (announced two weeks out, it stays at the first tier until then).
+    pub fn escalates_from(&self, first_seen: DateTime<Utc>) -> DateTime<Utc> {
+        match (self.kind, self.deadline) {
+            (ConditionKind::Retirement, Some(deadline)) => deadline - crate::findings::IMMINENT,
+            _ => first_seen,
+        }
+    }
+
     /// One line for notices and the state record.
     pub fn summary(&self) -> String {
         let what = match self.kind {
             ConditionKind::StrandedGroup => {
                 let n = self.findings.iter().filter(|f| f.kind() == "StrandedInstance").count();
-                format!("{n} stranded instance(s) in group {}", self.subject)
+                let members = if n == 1 { "member" } else { "members" };
+                if n == 0 {
+                    format!("repair of group {}", self.subject)
+                } else {
+                    format!("{n} stranded {members} in group {}", self.subject)
+                }
             }
             ConditionKind::StoppedStandalone => format!("{} stopped by AWS, in no group", self.subject),
             ConditionKind::Retirement => format!("retirement scheduled for {}", self.subject),
@@ -198,8 +237,12 @@ pub fn conditions(findings: &[&Finding]) -> Vec<Condition> {
             subject,
             since: None,
             severity: f.severity(),
+            deadline: None,
             findings: vec![],
         });
+        if let Finding::RetirementScheduled { deadline, .. } = f {
+            c.deadline = *deadline;
+        }
         c.since = match (c.since, since) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -277,14 +320,16 @@ pub struct Decision {
 
 /// Which tiers are due for `condition`, given what was already notified.
 /// A missing record means first seen now (or at `since`, if AWS says so earlier);
-/// a clock behind the record never makes the age negative.
+/// a clock behind the record never makes the age negative. The tier due is chosen by
+/// the time since `Condition::escalates_from` (an upcoming retirement: its deadline).
 pub fn decide(condition: &Condition, record: Option<&Record>, esc: &Escalation, now: DateTime<Utc>) -> Decision {
     let mut first_seen = record.map(|r| r.first_seen).unwrap_or(now);
     if let Some(since) = condition.since {
         first_seen = first_seen.min(since);
     }
     let age = (now - first_seen).max(Duration::zero());
-    let due = if condition.kind.one_shot() { 0 } else { esc.tiers.iter().rposition(|t| age >= t.after).unwrap_or(0) };
+    let clock = (now - condition.escalates_from(first_seen)).max(Duration::zero());
+    let due = if condition.one_shot() { 0 } else { esc.tiers.iter().rposition(|t| clock >= t.after).unwrap_or(0) };
     let done = record.map(|r| r.tier.min(esc.tiers.len() - 1));
     let tiers: Vec<usize> = match done {
         None => (0..=due).collect(),
@@ -292,7 +337,7 @@ pub fn decide(condition: &Condition, record: Option<&Record>, esc: &Escalation, 
     };
     let last = esc.tiers.len() - 1;
     let repeat = tiers.is_empty()
-        && !condition.kind.one_shot()
+        && !condition.one_shot()
         && done == Some(last)
         && due == last
         && esc.repeat.zip(record).is_some_and(|(every, r)| now - r.last_notified >= every);

@@ -12,8 +12,15 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Resolved, or nothing will be lost: e.g. a retirement its group will replace.
     Info,
+    /// Needs a look, not now: processes suspended with nothing stranded, a retirement
+    /// further out than a day, a repair in progress, an announcement not inspected.
     Warning,
+    /// A retirement within a day with no safe automatic outcome.
+    High,
+    /// Down now and nothing brings it back: a stranded member, an instance stopped by
+    /// AWS outside any group, a failed or stalled repair.
     Critical,
 }
 
@@ -22,6 +29,7 @@ impl Severity {
         match self {
             Self::Info => "info",
             Self::Warning => "warning",
+            Self::High => "high",
             Self::Critical => "critical",
         }
     }
@@ -37,6 +45,22 @@ pub struct Retirement {
     pub source: &'static str,
     /// When AWS announced it (a Health event's time), if known.
     pub announced_at: Option<DateTime<Utc>>,
+}
+
+/// How close a deadline must be for a retirement with no safe outcome to be `High`,
+/// and from when such a retirement escalates through the tiers.
+pub const IMMINENT: Duration = Duration::hours(24);
+
+/// What AWS's retirement will do to an instance at the deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outlook {
+    /// Stopped or terminated, and its group replaces it (nothing it needs is suspended).
+    Replaced,
+    /// Stopped (EBS root) and left stopped: in no group, or its group cannot replace it.
+    StaysStopped,
+    /// Terminated (instance-store root, its local data is lost) and not replaced.
+    Lost,
 }
 
 /// A suspended process and who suspended it.
@@ -60,7 +84,11 @@ pub enum Finding {
         root_device: RootDevice,
         source: &'static str,
         /// What happens at the deadline, given the root device and the group's suspensions.
-        outlook: String,
+        outlook: Outlook,
+        /// The group's suspended processes that keep it from replacing the instance.
+        blocking: Vec<String>,
+        /// The deadline is within `IMMINENT` of the assessment (or has passed).
+        imminent: bool,
     },
     /// A group member that is not running while the processes that would replace it are suspended.
     StrandedInstance {
@@ -73,7 +101,7 @@ pub enum Finding {
         root_device: RootDevice,
     },
     /// A group with suspended processes.
-    SuspendedProcesses { group: AsgName, processes: Vec<ClassifiedProcess>, stranded: usize },
+    SuspendedProcesses { group: AsgName, processes: Vec<ClassifiedProcess>, stranded: usize, members: usize },
     /// An instance outside any group that AWS stopped.
     StoppedStandalone { instance: InstanceId, cause: StopCause, since: Option<DateTime<Utc>> },
     /// An instance that cannot be brought back by starting it.
@@ -117,13 +145,14 @@ impl Finding {
             | Self::StoppedStandalone { .. }
             | Self::Unrecoverable { .. }
             | Self::RecoveryStalled { .. } => Severity::Critical,
-            Self::RetirementScheduled { .. } | Self::RecoveryInProgress { .. } | Self::NotInspected { .. } => {
-                Severity::Warning
-            }
+            Self::RetirementScheduled { outlook: Outlook::Replaced, .. } => Severity::Info,
+            Self::RetirementScheduled { imminent: true, .. } => Severity::High,
+            Self::RetirementScheduled { .. }
+            | Self::RecoveryInProgress { .. }
+            | Self::NotInspected { .. }
+            | Self::SuspendedProcesses { .. } => Severity::Warning,
             Self::ReadIncomplete { unchecked, .. } if !unchecked.is_empty() => Severity::Critical,
             Self::ReadIncomplete { .. } => Severity::Warning,
-            Self::SuspendedProcesses { stranded, .. } if *stranded > 0 => Severity::Warning,
-            Self::SuspendedProcesses { .. } => Severity::Info,
         }
     }
 
@@ -206,7 +235,8 @@ pub fn assess(
                 .iter()
                 .map(|p| ClassifiedProcess { name: p.name.clone(), reason: p.reason.clone(), by: p.suspender() })
                 .collect();
-            findings.push(Finding::SuspendedProcesses { group: group.name.clone(), processes, stranded });
+            let members = group.members.len();
+            findings.push(Finding::SuspendedProcesses { group: group.name.clone(), processes, stranded, members });
         }
     }
 
@@ -250,20 +280,10 @@ pub fn assess(
         match inst.state {
             InstanceState::Running | InstanceState::Pending => {
                 let blocking = snapshot.group_of(&inst.id).map(|g| g.blocking_replacement()).unwrap_or_default();
-                if inst.root_device == RootDevice::InstanceStore {
-                    // Retirement terminates it: nothing the guard can start again later.
-                    findings.push(Finding::Unrecoverable {
-                        instance: inst.id.clone(),
-                        group: group.clone(),
-                        why: format!(
-                            "instance-store root: {} terminates it at {} (its local data is lost); replace it before then",
-                            r.code,
-                            r.deadline.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "the deadline".into())
-                        ),
-                    });
-                }
                 findings.push(Finding::RetirementScheduled {
                     outlook: outlook(inst.root_device, group.is_some(), &blocking),
+                    imminent: r.deadline.is_some_and(|d| d - now <= IMMINENT),
+                    blocking,
                     instance: inst.id.clone(),
                     group,
                     code: r.code,
@@ -359,18 +379,11 @@ pub fn not_inspected(health: &HealthEvent, gone: &[InstanceId], own_account: &st
     out
 }
 
-fn outlook(root: RootDevice, in_group: bool, blocking: &[String]) -> String {
-    let fate = match root {
-        RootDevice::InstanceStore => "AWS will terminate it (instance-store root: its local data is lost)",
-        _ => "AWS will stop it",
-    };
-    match (in_group, blocking.is_empty()) {
-        (false, _) => format!("{fate}; it is in no Auto Scaling group, so nothing will restart it"),
-        (true, true) => format!("{fate}; its group will replace it"),
-        (true, false) => format!(
-            "{fate}; its group will NOT replace it while {} suspended, so it will stay down",
-            blocking.join(", ")
-        ),
+fn outlook(root: RootDevice, in_group: bool, blocking: &[String]) -> Outlook {
+    match (in_group && blocking.is_empty(), root) {
+        (true, _) => Outlook::Replaced,
+        (false, RootDevice::InstanceStore) => Outlook::Lost,
+        (false, _) => Outlook::StaysStopped,
     }
 }
 
@@ -410,7 +423,7 @@ pub(crate) mod tests {
         let f = found(&s, &[]);
         assert!(!f.iter().any(|f| f.kind() == "StrandedInstance"));
         assert!(matches!(f.as_slice(), [Finding::SuspendedProcesses { stranded: 0, .. }]));
-        assert_eq!(f[0].severity(), Severity::Info);
+        assert_eq!(f[0].severity(), Severity::Warning);
     }
 
     #[test]
@@ -421,7 +434,7 @@ pub(crate) mod tests {
         }
         let f = found(&s, &[]);
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].severity(), Severity::Info);
+        assert_eq!(f[0].severity(), Severity::Warning);
     }
 
     #[test]
@@ -453,17 +466,41 @@ pub(crate) mod tests {
         let r: Vec<_> = f.iter().filter(|f| f.kind() == "RetirementScheduled").collect();
         // id(1) is already stopped: the stranded finding covers it.
         assert_eq!(r.len(), 1);
-        assert!(
-            f.iter().any(|f| matches!(f, Finding::Unrecoverable { instance, why, .. } if *instance == id(3) && why.contains("instance-store"))),
-            "an instance-store root cannot be saved: {f:?}"
-        );
+        assert!(!f.iter().any(|f| f.kind() == "Unrecoverable"), "nothing is lost yet: {f:?}");
         match r[0] {
-            Finding::RetirementScheduled { outlook, .. } => {
-                assert!(outlook.contains("terminate"), "{outlook}");
-                assert!(outlook.contains("will NOT replace it while Launch, Terminate suspended"), "{outlook}");
+            Finding::RetirementScheduled { outlook, blocking, imminent, .. } => {
+                assert_eq!(*outlook, Outlook::Lost);
+                assert_eq!(blocking, &["Launch", "Terminate"]);
+                assert!(!imminent, "no deadline given");
             }
             _ => unreachable!(),
         }
+        assert_eq!(r[0].severity(), Severity::Warning);
+    }
+
+    #[test]
+    fn a_retirement_is_rated_by_what_happens_at_its_deadline_and_how_close_it_is() {
+        let rated = |root: RootDevice, suspended: &[(&str, &str)], in_hours: i64| {
+            let mut s = story();
+            s.groups.values_mut().next().unwrap().suspended =
+                suspended.iter().map(|(n, r)| SuspendedProcess { name: (*n).into(), reason: (*r).into() }).collect();
+            s.instances.get_mut(&id(3)).unwrap().root_device = root;
+            let ann = Retirement {
+                instance: id(3),
+                code: "instance-retirement".into(),
+                deadline: Some(now() + Duration::hours(in_hours)),
+                source: "ec2-status",
+                announced_at: None,
+            };
+            let f = found(&s, &[ann]);
+            f.iter().find(|f| f.kind() == "RetirementScheduled").map(Finding::severity)
+        };
+        let blocked = [("Launch", ""), ("Terminate", "")];
+        assert_eq!(rated(RootDevice::InstanceStore, &[], 3), Some(Severity::Info), "its group replaces it");
+        assert_eq!(rated(RootDevice::Ebs, &[("AZRebalance", "")], 3), Some(Severity::Info));
+        assert_eq!(rated(RootDevice::Ebs, &blocked, 14 * 24), Some(Severity::Warning), "two weeks out");
+        assert_eq!(rated(RootDevice::Ebs, &blocked, 23), Some(Severity::High), "within a day, will stay down");
+        assert_eq!(rated(RootDevice::InstanceStore, &blocked, 2), Some(Severity::High));
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         now: DateTime<Utc>,
         deadline: Option<Instant>,
     ) -> Result<Report, HandlerError> {
-        let intake = match self.verdict(raw).await? {
+        let intake = match self.verdict(raw, now).await? {
             Ok(intake) => intake,
             Err(report) => return Ok(report),
         };
@@ -113,7 +113,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
 
     /// The intake's verdict: a recognised event, or the report of an ignored or
     /// rejected one (a rejected one is notified).
-    async fn verdict(&self, raw: &Value) -> Result<Result<Intake, Report>, HandlerError> {
+    async fn verdict(&self, raw: &Value, now: DateTime<Utc>) -> Result<Result<Intake, Report>, HandlerError> {
         let config = &self.config;
         match intake::parse(raw, &config.health_event_codes) {
             Ok(Parsed::Handled(intake)) => Ok(Ok(*intake)),
@@ -129,10 +129,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 tracing::error!(error = %reason, "event rejected");
                 let account = intake::account_id(raw.get("account").and_then(Value::as_str));
                 let account = account.as_deref().or(Some(config.topic.account()));
-                let notice = notify::render_rejected(&reason, &self.region, account, &config.environment);
+                let notice = notify::render_rejected(&reason, &self.region, account, &config.environment, now);
                 let mut report = Report::new(Status::Rejected, config.mode, config.dry_run);
                 report.reason = Some(reason);
-                report.notifications.push(self.publish(&config.topic, &notice, "rejected", 0).await?);
+                self.publish(&config.topic, &notice, "rejected", 0, &mut report).await?;
                 report.log_summary();
                 Ok(Err(report))
             }

@@ -150,7 +150,7 @@ async fn build(config: Config) -> AwsGuard {
         region: sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "unknown-region".into()),
         inventory: AwsInventory { ec2: ec2.clone(), autoscaling: autoscaling.clone() },
         actuator: AwsActuator { ec2, autoscaling },
-        notifier: SnsNotifier { sns: aws_sdk_sns::Client::new(&sdk) },
+        notifier: SnsNotifier { sns: aws_sdk_sns::Client::new(&sdk), delivery: config.delivery.clone() },
         state: match &config.state_table {
             Some(table) => {
                 AnyStore::Some(DynamoStateStore { dynamodb: aws_sdk_dynamodb::Client::new(&sdk), table: table.clone() })

@@ -133,33 +133,46 @@ fn entry<'a>(inputs: &Inputs<'a>, c: &'a Condition, repaired: bool) -> Entry<'a>
         summary: c.summary(),
         resolved_at: None,
     };
-    let why = match (repaired, d.repeat, inputs.deduplicated) {
-        (true, _, _) => "repaired by the guard in this invocation",
-        (_, _, false) => "state store unavailable: tier 0 only, without deduplication",
-        (_, true, _) => "repeated at the last tier",
-        _ => "due",
-    };
-    let age = d.age.num_minutes();
-    let lines = d
-        .tiers
-        .iter()
-        .map(|t| {
-            let line = format!(
-                "{}: open {}h{:02}m since {} -> tier {} of {} ({why})",
-                c.summary(),
-                age / 60,
-                age % 60,
-                d.first_seen.format("%Y-%m-%d %H:%M UTC"),
-                t,
-                esc.tiers.len() - 1,
-            );
-            (*t, line)
-        })
-        .collect();
+    let lines = d.tiers.iter().map(|t| (*t, line(inputs, c, &d, *t, repaired))).collect();
     // A new episode replaces the tombstone of an earlier one.
     let previous = previous.or(inputs.tombstone(&c.key));
     let claim = Claim { record, previous, open: !repaired, lines };
     Entry { condition: c, decision: d, due: Due::Claim(claim) }
+}
+
+/// Where a condition's escalation stands, in words: which step this notice is, on
+/// which topic, and what follows if it stays open.
+fn line(inputs: &Inputs<'_>, c: &Condition, d: &Decision, tier: usize, repaired: bool) -> String {
+    let esc = inputs.escalation;
+    let name = |t: usize| format!("topic {}", esc.tiers[t].topic.name());
+    let age = d.age.num_minutes();
+    let open = format!("open {}h{:02}m", age / 60, age % 60);
+    let next = if c.one_shot() {
+        "; told once, not escalated".to_owned()
+    } else if let Some(following) = esc.tiers.get(tier + 1) {
+        let at = (c.escalates_from(d.first_seen) + following.after).max(inputs.now);
+        format!("; if still open, {} at {}", name(tier + 1), at.format("%Y-%m-%d %H:%M UTC"))
+    } else if let Some(every) = esc.repeat {
+        format!("; repeated every {}h{:02}m while open", every.num_hours(), every.num_minutes() % 60)
+    } else {
+        "; the last step".to_owned()
+    };
+    let summary = c.summary();
+    match (repaired, inputs.deduplicated, d.repeat) {
+        (true, _, _) => format!("{summary}: repaired in this invocation, told once ({})", name(tier)),
+        (_, false, _) => format!(
+            "{summary}: told on {} only, and again each run: the state store is unavailable, so there is no deduplication or escalation",
+            name(tier)
+        ),
+        (_, _, true) => format!("{summary}: reminder on {}, {open}{next}", name(tier)),
+        _ if tier == 0 => format!("{summary}: first notice, on {}, {open}{next}", name(tier)),
+        _ => format!(
+            "{summary}: escalated to step {} of {} ({}) after {open}{next}",
+            tier + 1,
+            esc.tiers.len(),
+            name(tier)
+        ),
+    }
 }
 
 /// The stored conditions that are gone, with what becomes of each. Nothing is resolved

@@ -166,7 +166,12 @@ mod notice_plan {
         let entries = plan::entries(&inputs(&open, &open, &records, &e, "02:30"));
         let claim = entries[0].claim().unwrap();
         assert_eq!(claim.lines.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(claim.lines[1].1.ends_with("-> tier 2 of 2 (due)"), "{}", claim.lines[1].1);
+        assert!(claim.lines[0].1.ends_with("escalated to step 2 of 3 (topic email) after open 2h30m; if still open, topic pager at 2026-11-28 02:30 UTC"), "{}", claim.lines[0].1);
+        assert!(
+            claim.lines[1].1.ends_with("escalated to step 3 of 3 (topic pager) after open 2h30m; the last step"),
+            "{}",
+            claim.lines[1].1
+        );
         assert_eq!((claim.record.tier, claim.open, claim.previous.is_some()), (2, true, true));
         assert_eq!(claim.record.topics, vec![EMAIL, PAGER]);
         let won = [(entries[0].condition, claim)];
@@ -183,7 +188,7 @@ mod notice_plan {
         i.deduplicated = false;
         let entries = plan::entries(&i);
         assert_eq!(entries[0].claim().unwrap().lines.len(), 1);
-        assert!(entries[0].claim().unwrap().lines[0].1.contains("state store unavailable"));
+        assert!(entries[0].claim().unwrap().lines[0].1.contains("the state store is unavailable"));
         assert!(plan::settle(&i, true).is_empty());
     }
 
@@ -197,7 +202,7 @@ mod notice_plan {
         let later = plan::entries(&inputs(&[], &initial, &records, &e, "01:20"));
         let claim = later[0].claim().unwrap();
         assert!(!claim.open && claim.previous.is_some_and(|p| p.resolved_at.is_some()));
-        assert!(claim.lines[0].1.contains("repaired by the guard in this invocation"));
+        assert!(claim.lines[0].1.contains("repaired in this invocation, told once"), "{}", claim.lines[0].1);
     }
 
     #[test]
@@ -223,4 +228,43 @@ mod notice_plan {
         let topics = plan::by_topic(&[&r]);
         assert_eq!(topics.keys().copied().collect::<Vec<_>>(), vec![CHAT, PAGER]);
     }
+}
+
+/// An EBS member of the story's group with a retirement `in_hours` after `now`.
+fn retirement(in_hours: i64) -> Condition {
+    let mut s = story();
+    let now = crate::testing::now();
+    s.instances.get_mut(&crate::testing::id(4)).unwrap().scheduled_events = vec![crate::domain::ScheduledEvent {
+        code: "instance-retirement".into(),
+        description: "The instance is running on degraded hardware".into(),
+        not_before: Some(now + Duration::hours(in_hours)),
+    }];
+    let f = found(&s, &[]);
+    let refs: Vec<&Finding> = f.iter().filter(|f| f.kind() == "RetirementScheduled").collect();
+    conditions(&refs).remove(0)
+}
+
+#[test]
+fn an_upcoming_retirement_escalates_by_how_close_its_deadline_is_not_by_how_long_it_is_known() {
+    let now = crate::testing::now();
+    let two_weeks = retirement(14 * 24);
+    // Known for three hours, two weeks out: still the first tier only.
+    let known = Record { first_seen: now - Duration::hours(3), ..record(&two_weeks, "09:00", 0, "09:00") };
+    assert!(decide(&two_weeks, Some(&known), &esc(None), now).tiers.is_empty());
+    // 23 hours before the deadline: an hour into the last day, so the email tier (30m) is due.
+    let close = retirement(23);
+    assert_eq!(decide(&close, Some(&record(&close, "11:00", 0, "11:00")), &esc(None), now).tiers, [1]);
+    // 21 hours before: three hours into the last day, the pager tier too.
+    let closer = retirement(21);
+    assert_eq!(decide(&closer, None, &esc(None), now).tiers, [0, 1, 2]);
+}
+
+#[test]
+fn a_retirement_its_group_will_replace_is_told_once_and_never_escalated() {
+    let now = crate::testing::now();
+    let mut c = retirement(2);
+    c.severity = crate::findings::Severity::Info;
+    assert!(c.one_shot());
+    assert_eq!(decide(&c, None, &esc(None), now).tiers, [0]);
+    assert!(decide(&c, Some(&record(&c, "08:00", 0, "08:00")), &esc(Some("1h")), now).tiers.is_empty());
 }

@@ -132,8 +132,8 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 escalation: &lines,
             });
             let topic = &self.config.escalation.tiers[*tier].topic;
-            match self.publish(topic, &notice, "problem", *tier).await {
-                Ok(sent) => report.notifications.push(sent),
+            match self.publish(topic, &notice, "problem", *tier, report).await {
+                Ok(()) => {}
                 Err(e) => {
                     // A repaired condition's claim is kept, so that the retry, seeing it
                     // repaired, resolves it aloud.
@@ -174,8 +174,8 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
                 &self.config.environment,
                 seen.now,
             );
-            match self.publish(&arn, &notice, "recovered", tier).await {
-                Ok(sent) => report.notifications.push(sent),
+            match self.publish(&arn, &notice, "recovered", tier, report).await {
+                Ok(()) => {}
                 Err(e) => {
                     self.restore(&records, seen.now).await;
                     return Err(e);
@@ -258,7 +258,27 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         resolved
     }
 
+    /// Publishes `notice` to `topic` and, when chat has a topic of its own, to that one
+    /// too (every problem notice, so reminders reach the thread; a resolution once).
     pub(super) async fn publish(
+        &self,
+        topic: &crate::domain::TopicArn,
+        notice: &Notice,
+        kind: &'static str,
+        tier: usize,
+        report: &mut Report,
+    ) -> Result<(), HandlerError> {
+        report.notifications.push(self.publish_one(topic, notice, kind, tier).await?);
+        if let Some(chat) = &self.config.delivery.chat_topic
+            && chat != topic
+            && (kind != "recovered" || tier == 0)
+        {
+            report.notifications.push(self.publish_one(chat, notice, kind, tier).await?);
+        }
+        Ok(())
+    }
+
+    async fn publish_one(
         &self,
         topic: &crate::domain::TopicArn,
         notice: &Notice,

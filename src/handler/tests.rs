@@ -18,7 +18,7 @@ async fn notify_policy_changes_nothing_and_sends_one_notice_naming_group_and_ins
     let notices = sent(&g);
     assert_eq!(notices.len(), 1);
     let n = &notices[0];
-    assert!(n.subject.contains("2 instances stranded in es-data"), "{}", n.subject);
+    assert!(n.subject.contains("es-data: 2/6 stopped by retirement, not replaced"), "{}", n.subject);
     assert!(n.body.contains(id(1).as_str()) && n.body.contains(id(2).as_str()));
     assert!(n.body.contains("aws ec2 start-instances --region us-east-1 --instance-ids"));
     assert_eq!(report.notifications[0].message_id, "msg-1");
@@ -47,8 +47,8 @@ async fn recover_runs_the_safe_order_within_one_invocation() {
     assert!(report.remaining.is_empty(), "{:?}", report.remaining);
     assert_eq!(report.rounds, 3);
     let n = &sent(&g)[0];
-    assert!(n.subject.contains("2 instances stranded in es-data; 2 started, resumed"), "{}", n.subject);
-    assert!(n.body.contains("all clear"));
+    assert!(n.subject.contains("INFO: es-data: 2/6 stopped by retirement; 2 started, resumed"), "{}", n.subject);
+    assert!(n.body.contains("REPAIRED: the guard started 2, marked 1 Healthy, resumed its processes"), "{}", n.body);
 }
 
 #[tokio::test]
@@ -90,7 +90,7 @@ async fn failed_start_is_reported_and_notified_and_nothing_is_resumed() {
     assert!(report.outcomes.iter().any(|o| o.is_failed()));
     let n = &sent(&g)[0];
     assert!(n.subject.contains("1 FAILED"), "{}", n.subject);
-    assert!(n.body.contains("FAILED: Capacity"), "{}", n.body);
+    assert!(n.body.contains("FAILED (Capacity"), "{}", n.body);
 }
 
 #[tokio::test]
@@ -224,8 +224,8 @@ async fn five_sweeps_give_one_notice_per_tier_and_one_resolution_per_tier() {
     let sent = topics_sent(&g);
     let names: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(names, ["chat", "email", "pager", "chat", "email", "pager"], "{sent:#?}");
-    assert!(sent[1].1.contains("CRITICAL tier 1"), "{}", sent[1].1);
-    assert!(sent[2].1.contains("CRITICAL tier 2"), "{}", sent[2].1);
+    assert!(sent[1].1.contains("CRITICAL ESCALATED"), "{}", sent[1].1);
+    assert!(sent[2].1.contains("CRITICAL ESCALATED"), "{}", sent[2].1);
     assert!(sent[3..].iter().all(|(_, s)| s.contains("RESOLVED")), "{sent:#?}");
     assert!(g.state.records.lock().unwrap().values().all(|r| r.resolved_at.is_some()), "only tombstones left");
 }
@@ -319,7 +319,7 @@ async fn concurrent_repairs_are_reported_once() {
     assert!(reports.iter().all(Result::is_ok));
     // However the four interleave: the repair is reported once, and recovered at most once.
     let sent = topics_sent(&g);
-    let problems = sent.iter().filter(|(_, s)| s.contains("CRITICAL")).count();
+    let problems = sent.iter().filter(|(_, s)| !s.contains("RESOLVED")).count();
     let recovered = sent.iter().filter(|(_, s)| s.contains("RESOLVED")).count();
     assert_eq!(problems, 1, "{sent:#?}");
     assert!(recovered <= 1, "{sent:#?}");
@@ -349,14 +349,15 @@ async fn sweep_announces_retirements_from_instance_status_events_without_a_healt
     let g = guard(s, &[]);
     let report = g.handle(&sweep(), now()).await.unwrap();
     let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind()).collect();
-    assert_eq!(kinds, ["Unrecoverable", "RetirementScheduled"]);
+    assert_eq!(kinds, ["RetirementScheduled"]);
     let n = &sent(&g)[0];
-    assert!(n.subject.contains("1 instance unrecoverable"), "{}", n.subject);
+    // Its group is not suspended, so it replaces the instance: told, at info.
+    assert!(n.subject.contains("INFO: i-00000000000000004 retires 12-05 09:00Z, group replaces it"), "{}", n.subject);
     for needle in [
-        "instance-retirement scheduled for 2026-12-05 09:00 UTC",
-        "InstanceStore",
-        "AWS will terminate it",
-        "instance-store root: instance-retirement terminates it at 2026-12-05 09:00 UTC",
+        "instance retirement scheduled on 2026-12-05 09:00 UTC (in 6d21h00m)",
+        "root device instance store",
+        "AWS will terminate it (instance-store root: its local data is lost) and its group will replace it",
+        "seen in DescribeInstanceStatus (scheduled events)",
     ] {
         assert!(n.body.contains(needle), "{needle} missing from {}", n.body);
     }
@@ -372,7 +373,7 @@ async fn an_unreadable_state_store_still_notifies_but_only_at_tier_0() {
     let sent = topics_sent(&g);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, "chat");
-    assert!(g.notifier.sent.lock().unwrap()[0].1.body.contains("state store unavailable"));
+    assert!(g.notifier.sent.lock().unwrap()[0].1.body.contains("the state store is unavailable"));
 }
 
 fn start_calls(g: &TestGuard) -> Vec<String> {
@@ -435,7 +436,7 @@ async fn a_read_failure_after_writes_still_sends_the_notice_of_what_was_done_the
     assert_eq!(notices.len(), 1, "what was done is told before the retry");
     let n = &notices[0];
     assert!(n.body.contains("STOPPED EARLY: reading AWS state failed after the writes above"), "{}", n.body);
-    assert!(n.body.contains(&format!("start instance {}: done", id(1))), "{}", n.body);
+    assert!(n.body.contains(&format!("start {}: done", id(1))), "{}", n.body);
 }
 
 #[tokio::test]
@@ -447,8 +448,8 @@ async fn a_member_that_never_passes_its_checks_is_a_stalled_recovery_and_nothing
     let kinds: Vec<&str> = report.remaining.iter().map(|f| f.kind()).collect();
     assert!(kinds.contains(&"RecoveryStalled") && kinds.contains(&"RecoveryInProgress"), "{kinds:?}");
     let n = &sent(&g)[0];
-    assert!(n.subject.contains("recovery stalled in es-data (2 instances)"), "{}", n.subject);
-    assert!(n.body.contains("RECOVERY STALLED"), "{}", n.body);
+    assert!(n.subject.contains("es-data: repair stalled (2 instances)"), "{}", n.subject);
+    assert!(n.body.contains("REPAIR STALLED"), "{}", n.body);
     // The next sweep sends nothing new (already notified) and above all no RESOLVED.
     g.handle(&sweep(), now() + chrono::Duration::minutes(10)).await.unwrap();
     assert!(sent(&g).iter().all(|n| !n.subject.contains("RESOLVED")), "{:?}", sent(&g));
@@ -497,7 +498,7 @@ async fn an_org_view_retirement_for_another_account_is_notified_as_not_inspected
     );
     let notices = sent(&g);
     assert_eq!(notices.len(), 1);
-    assert!(notices[0].body.contains("NOT INSPECTED, in account 210987654321"), "{}", notices[0].body);
+    assert!(notices[0].body.contains("NOT INSPECTED: in account 210987654321"), "{}", notices[0].body);
     // A second delivery of the same announcement stays quiet.
     g.handle(&raw, now()).await.unwrap();
     assert_eq!(sent(&g).len(), 1);
@@ -531,7 +532,7 @@ async fn a_sweep_that_cannot_read_the_groups_notifies_what_it_read_and_touches_n
     let n = &notices[0];
     assert!(n.subject.contains("CRITICAL") && n.subject.contains("sweep could not read everything"), "{}", n.subject);
     // The stopped members it saw are named as unchecked: their group could not be read.
-    assert!(n.body.contains("COULD NOT READ") && n.body.contains("UNCHECKED"), "{}", n.body);
+    assert!(n.body.contains("COULD NOT READ") && n.body.contains("unchecked: "), "{}", n.body);
     assert!(n.body.contains(id(1).as_str()) && n.body.contains(id(2).as_str()), "{}", n.body);
     assert!(n.body.contains("aws autoscaling describe-auto-scaling-instances --region us-east-1 --instance-ids"));
 }

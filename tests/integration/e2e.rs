@@ -19,13 +19,37 @@ fn notify_policy_changes_nothing_and_one_notice_names_the_group_and_both_instanc
     assert_eq!(notices.len(), 1, "{notices:#?}");
     let n = &notices[0];
     let subject = n["subject"].as_str().unwrap();
-    assert!(subject.contains("2 instances stranded in es-data") && subject.len() <= 99, "{subject}");
+    assert!(
+        subject.contains("CRITICAL: es-data: 2/6 stopped by retirement, not replaced") && subject.len() <= 99,
+        "{subject}"
+    );
     let body = n["message"].as_str().unwrap();
     for id in w.stopped() {
         assert!(body.contains(&id), "{id} missing from {body}");
     }
     assert!(body.contains("aws ec2 start-instances --region us-east-1 --instance-ids"));
     assert!(body.contains("aws autoscaling resume-processes --region us-east-1 --auto-scaling-group-name 'es-data'"));
+    // SQS gets the structured publish's default part: the notice document, no attributes.
+    let doc = &n["document"];
+    assert_eq!((doc["schema"].as_str(), doc["version"].as_u64()), (Some("retirement-guard/notice"), Some(1)), "{n:#}");
+    assert_eq!(doc["severity"], "critical");
+    assert_eq!(doc["region"], "us-east-1");
+    assert_eq!(doc["account"], "123456789012");
+    assert_eq!(doc["conditions"][0]["kind"], "stranded_group");
+    assert_eq!(doc["conditions"][0]["subject"], "es-data");
+    assert_eq!(n["attributes"], json!({}), "SNS delivers no attributes with MessageStructure=json");
+}
+
+#[test]
+fn with_notice_format_plain_the_text_and_the_attributes_reach_subscribers() {
+    let w = World::new();
+    w.run(&["sweep"], &[("NOTICE_FORMAT", "plain")]);
+    let notices = w.notices();
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    let n = &notices[0];
+    let body = n["message"].as_str().unwrap();
+    assert!(body.starts_with("es-data: 2 of 6 members stopped by AWS retirement"), "{body}");
+    assert!(body.contains("--- machine-readable ---"), "{body}");
     assert_eq!(n["attributes"]["severity"], "critical");
     assert_eq!(n["attributes"]["region"], "us-east-1");
     assert_eq!(n["attributes"]["account"], "123456789012");
@@ -113,7 +137,12 @@ fn recover_with_the_defaults_restarts_retired_members_marks_them_healthy_and_res
     assert!(report["outcomes"].as_array().unwrap().iter().all(|o| o["result"] == "done"), "{report:#}");
     let notices = w.notices();
     assert_eq!(notices.len(), 1);
-    assert!(notices[0]["subject"].as_str().unwrap().contains("2 instances stranded in es-data; 2 started, resumed"));
+    assert!(
+        notices[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("INFO: es-data: 2/6 stopped by retirement; 2 started, resumed")
+    );
 }
 
 #[test]
@@ -281,7 +310,9 @@ fn dry_run_sends_no_write_call_to_aws_but_still_notifies_every_step_that_would_f
     assert!(notices[0]["subject"].as_str().unwrap().starts_with("DRY RUN"));
     let body = notices[0]["message"].as_str().unwrap();
     assert!(
-        body.contains("set instance healthy") && body.contains("would follow (DRY RUN) once the steps above succeed"),
+        body.contains("\"action\":\"set_instance_healthy\"")
+            && body.contains("\"result\":\"dry_run\"")
+            && body.contains("DRY RUN: nothing was changed"),
         "{body}"
     );
 }
@@ -299,7 +330,7 @@ fn an_org_view_retirement_for_another_account_is_notified_as_announced_not_inspe
     let body = notices[0]["message"].as_str().unwrap();
     assert!(body.contains("i-0abc12345def67890 in account 210987654321"), "{body}");
     assert!(
-        body.contains("NOT INSPECTED, in account 210987654321; this guard reads and repairs account 123456789012 only"),
+        body.contains("NOT INSPECTED: in account 210987654321; this guard reads and repairs account 123456789012 only"),
         "{body}"
     );
 }

@@ -47,11 +47,11 @@ fn five_sweeps_at_simulated_times_give_one_notice_per_tier_and_one_resolution_ea
     let pager = subjects(&w.notices_in("pager"));
     eprintln!("notices sent:\n  chat: {chat:#?}\n  email: {email:#?}\n  pager: {pager:#?}");
     assert_eq!((chat.len(), email.len(), pager.len()), (2, 2, 2), "{chat:#?}\n{email:#?}\n{pager:#?}");
-    assert!(chat[0].contains("CRITICAL: 2 instances stranded in es-data"), "{}", chat[0]);
-    assert!(email[0].contains("CRITICAL tier 1"), "{}", email[0]);
-    assert!(pager[0].contains("CRITICAL tier 2"), "{}", pager[0]);
+    assert!(chat[0].contains("CRITICAL: es-data: 2/6 stopped by retirement, not replaced"), "{}", chat[0]);
+    assert!(email[0].contains("CRITICAL ESCALATED"), "{}", email[0]);
+    assert!(pager[0].contains("CRITICAL ESCALATED"), "{}", pager[0]);
     for s in [&chat[1], &email[1], &pager[1]] {
-        assert!(s.contains("RESOLVED: 2 stranded instance(s) in group es-data"), "{s}");
+        assert!(s.contains("RESOLVED: 2 stranded members in group es-data"), "{s}");
     }
     assert!(w.notices().is_empty(), "the default topic is not a tier here");
 }
@@ -128,9 +128,9 @@ fn a_stalled_recovery_escalates_through_the_tiers_and_resolves_only_once_the_gro
     eprintln!("notices sent:\n  chat: {chat:#?}\n  email: {email:#?}\n  pager: {pager:#?}");
     assert_eq!((chat.len(), email.len(), pager.len()), (2, 2, 2), "{chat:#?}\n{email:#?}\n{pager:#?}");
     for s in [&chat[0], &email[0], &pager[0]] {
-        assert!(s.contains("recovery stalled in es-data (1 instance)"), "{s}");
+        assert!(s.contains("es-data: repair stalled (1 instance)"), "{s}");
     }
     for s in [&chat[1], &email[1], &pager[1]] {
-        assert!(s.contains("RESOLVED: 2 conditions resolved"), "{s}");
+        assert!(s.contains("RESOLVED: recovery of group es-data stalled (+1 more)"), "{s}");
     }
 }

@@ -710,11 +710,12 @@ fn guard(rules: &Rules) -> MockGuard {
         .timeout_config(timeouts())
         .sleep_impl(TestSleep)
         .http_client(fault_http_client()));
+    let config = config_with(&[("POLICY", "recover"), ("WAIT_SECONDS", "0"), ("STATE_TABLE", TABLE)]).unwrap();
     Guard {
-        config: config_with(&[("POLICY", "recover"), ("WAIT_SECONDS", "0"), ("STATE_TABLE", TABLE)]).unwrap(),
+        notifier: SnsNotifier { sns, delivery: config.delivery.clone() },
+        config,
         inventory: AwsInventory { ec2: ec2.clone(), autoscaling: autoscaling.clone() },
         actuator: AwsActuator { ec2, autoscaling },
-        notifier: SnsNotifier { sns },
         state: DynamoStateStore { dynamodb, table: TABLE.into() },
         region: "us-east-1".into(),
     }

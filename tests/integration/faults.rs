@@ -265,7 +265,7 @@ fn a_sweep_whose_group_read_keeps_failing_notifies_what_it_could_not_read_and_wr
         let notices = w.notices_now();
         assert_eq!(notices.len(), 1, "{fault}: the first sweep tells, the second is deduplicated");
         let body = notices[0]["message"].as_str().unwrap();
-        assert!(body.contains("COULD NOT READ") && body.contains("UNCHECKED"), "{body}");
+        assert!(body.contains("COULD NOT READ") && body.contains("unchecked: "), "{body}");
         for id in w.stopped() {
             assert!(body.contains(&id), "{fault}: the stopped member {id} is named as unchecked: {body}");
         }

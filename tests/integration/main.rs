@@ -10,4 +10,5 @@ mod escalation;
 mod fault_matrix;
 mod faults;
 mod fuzz;
+mod golden;
 mod ordering;

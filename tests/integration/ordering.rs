@@ -107,7 +107,7 @@ fn the_same_health_event_ten_times_ends_like_one_clean_delivery() {
         }
     });
     assert_eq!(clean, repeated);
-    assert_eq!(clean.1, ["[retirement-guard] CRITICAL: 2 instances stranded in es-data (us-east-1)"]);
+    assert_eq!(clean.1, ["[retirement-guard] CRITICAL: es-data: 2/6 stopped by retirement, not replaced (us-east-1)"]);
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn a_health_event_for_an_instance_already_terminated_is_reported_once() {
         }
     });
     assert_eq!(clean, repeated);
-    assert_eq!(clean.1.iter().filter(|s| s.contains("1 instance unrecoverable")).count(), 1, "{:#?}", clean.1);
+    assert_eq!(clean.1.iter().filter(|s| s.contains("CRITICAL: i-* cannot be recovered")).count(), 1, "{:#?}", clean.1);
 }
 
 #[test]
@@ -236,14 +236,15 @@ fn four_concurrent_recoveries_start_each_instance_once_per_invocation_and_notify
     assert_eq!(stats["launched"], json!([]), "replacements launched: {stats:#}");
     // One problem notice for the group, whichever invocation wins its claim: one that saw the
     // members stopped (CRITICAL), or one that had started them already and tells of the
-    // recovery in progress (WARNING); then at most one RESOLVED.
+    // recovery in progress (WARNING), or one that saw it repaired (INFO); then at most one RESOLVED.
     let all = notices(&w);
     let problems: Vec<&String> = all.iter().filter(|s| !s.contains("RESOLVED")).collect();
     let told: Vec<String> = reports.iter().map(|r| format!("{} {}", r["notifications"], r["conditions"])).collect();
     assert_eq!(problems.len(), 1, "{all:#?} {told:#?}");
     assert!(
-        problems[0].contains("CRITICAL: 2 instances stranded in es-data")
-            || problems[0].contains("WARNING: recovery in progress in es-data"),
+        problems[0].contains("CRITICAL: es-data: 2/6 stopped by retirement, not replaced")
+            || problems[0].contains("WARNING: es-data: repair in progress")
+            || problems[0].contains("INFO: es-data: 2/6 stopped by retirement"),
         "{all:#?}"
     );
     assert!(all.iter().filter(|s| s.contains("RESOLVED")).count() <= 1, "{all:#?}");

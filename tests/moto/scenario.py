@@ -555,7 +555,15 @@ def parse_notice(body):
     attrs = {}
     for name, val in (env.get("MessageAttributes") or {}).items():
         attrs[name] = val.get("Value") if isinstance(val, dict) else val
-    return {"subject": env.get("Subject"), "message": env.get("Message"), "attributes": attrs}
+    message = env.get("Message")
+    # A structured publish gives SQS its default part: the notice document (JSON).
+    try:
+        document = json.loads(message) if message else None
+    except ValueError:
+        document = None
+    if not (isinstance(document, dict) and document.get("schema") == "retirement-guard/notice"):
+        document = None
+    return {"subject": env.get("Subject"), "message": message, "document": document, "attributes": attrs}
 
 
 def cmd_messages(args):
