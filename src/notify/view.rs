@@ -92,7 +92,7 @@ pub struct View {
     pub steps: Vec<NextStep>,
     /// One plain line per condition on where its escalation stands.
     pub escalation: Vec<String>,
-    /// Problem notices only: the error of a rejected event.
+    /// Rejected notices only: what was wrong with the event.
     pub error: Option<String>,
 }
 
