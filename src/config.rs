@@ -5,7 +5,7 @@
 use crate::domain::TopicArn;
 use crate::escalation::Escalation;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -63,6 +63,9 @@ pub const PROCESSES: [&str; 9] = [
 /// The per-group/instance override tag.
 pub const POLICY_TAG: &str = "retirement-guard:policy";
 
+/// The per-group/instance tag naming the topics (space-separated ARNs) of the team that owns it.
+pub const NOTIFY_TOPIC_TAG: &str = "retirement-guard:notify-topic";
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("configuration: {var} {problem}")]
 pub struct ConfigError {
@@ -98,6 +101,76 @@ pub struct Config {
     pub sdk: SdkSettings,
     /// How notices are published.
     pub delivery: Delivery,
+    /// Where a group's or instance's notices go besides (or instead of) NOTIFY_TOPIC_ARN.
+    pub routing: Routing,
+}
+
+/// Routing by ownership: a resource's `retirement-guard:notify-topic` tag, or its team
+/// tag mapped through `TEAM_TOPICS`, names the topics its notices go to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Routing {
+    /// `TEAM_TAG` (default `team`): the tag whose value names a team of `TEAM_TOPICS`.
+    pub team_tag: String,
+    /// `TEAM_TOPICS`: `team=topic-arn`, comma-separated; a team may be named more than once.
+    pub teams: BTreeMap<String, Vec<TopicArn>>,
+    /// `ROUTED_TOPIC_ARNS`: the topics beyond the stack's own that its IAM policy lets
+    /// the guard publish to (ARNs, `*` and `?` as in IAM); a tag naming another falls back.
+    pub allowed: Vec<String>,
+    /// `ROUTING_MODE=replace`: a routed resource's notices go to its team's topics only;
+    /// `add` (default): to the default topic as well.
+    pub replace: bool,
+}
+
+impl Routing {
+    /// Whether the stack's IAM policy lets the guard publish to `topic`, by `ROUTED_TOPIC_ARNS`.
+    pub fn allows(&self, topic: &TopicArn) -> bool {
+        self.allowed.iter().any(|pattern| wildmatch::WildMatch::new(pattern).matches(topic.as_str()))
+    }
+
+    fn parse(
+        team_tag: Option<String>,
+        teams: Option<String>,
+        allowed: Option<String>,
+        mode: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let err = |var: &'static str, problem: String| ConfigError { var, problem };
+        let replace = match mode.as_deref() {
+            None | Some("add") => false,
+            Some("replace") => true,
+            Some(other) => return Err(err("ROUTING_MODE", format!("is {other:?}; expected add or replace"))),
+        };
+        let allowed: Vec<String> = allowed
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = allowed.iter().find(|p| !p.starts_with("arn:aws") || p.split(':').count() != 6) {
+            return Err(err("ROUTED_TOPIC_ARNS", format!("{bad:?} is not an SNS topic ARN or ARN pattern")));
+        }
+        let mut routing =
+            Self { team_tag: team_tag.unwrap_or_else(|| "team".into()), teams: BTreeMap::new(), allowed, replace };
+        for pair in teams.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+            let (team, arn) = pair
+                .split_once('=')
+                .map(|(t, a)| (t.trim(), a.trim()))
+                .filter(|(t, _)| !t.is_empty())
+                .ok_or_else(|| err("TEAM_TOPICS", format!("{pair:?} is not team=topic-arn")))?;
+            let topic = TopicArn::parse(arn)
+                .ok_or_else(|| err("TEAM_TOPICS", format!("team {team:?}: {arn:?} is not an SNS topic ARN")))?;
+            if !routing.allows(&topic) {
+                return Err(err(
+                    "TEAM_TOPICS",
+                    format!(
+                        "team {team:?}: {arn} is not in ROUTED_TOPIC_ARNS, so the stack's IAM policy does not allow publishing to it"
+                    ),
+                ));
+            }
+            routing.teams.entry(team.to_owned()).or_default().push(topic);
+        }
+        Ok(routing)
+    }
 }
 
 /// How notices reach SNS.
@@ -216,8 +289,11 @@ impl Config {
         if chat_topic.is_some() && !structured {
             return Err(err("CHAT_TOPIC_ARN", "needs NOTICE_FORMAT=structured (chat reads the https part)".into()));
         }
+        let routing =
+            Routing::parse(get("TEAM_TAG"), get("TEAM_TOPICS"), get("ROUTED_TOPIC_ARNS"), get("ROUTING_MODE"))?;
         Ok(Self {
             delivery: Delivery { structured, chat_topic },
+            routing,
             topic,
             mode,
             dry_run: flag("DRY_RUN")?,
@@ -288,6 +364,29 @@ pub(crate) mod tests {
         assert!(c.dry_run);
         assert_eq!(c.never_resume.len(), 2);
         assert_eq!(c.opt_in_tag.as_deref(), Some("retirement-guard:enabled"));
+    }
+
+    #[test]
+    fn routing_is_read_and_checked_against_the_allowed_topics() {
+        let search = "arn:aws:sns:us-east-1:123456789012:team-search";
+        let c = config_with(&[
+            ("ROUTED_TOPIC_ARNS", "arn:aws:sns:us-east-1:123456789012:team-*"),
+            ("TEAM_TOPICS", &format!("search={search}, search = {search}-pager")),
+            ("ROUTING_MODE", "replace"),
+        ])
+        .unwrap();
+        assert!(c.routing.replace);
+        assert_eq!(c.routing.team_tag, "team");
+        assert_eq!(c.routing.teams["search"].len(), 2);
+        assert!(c.routing.allows(&TopicArn::parse(search).unwrap()));
+        assert!(!c.routing.allows(&TopicArn::parse("arn:aws:sns:us-east-1:123456789012:ops").unwrap()));
+        assert!(!config_with(&[]).unwrap().routing.allows(&TopicArn::parse(search).unwrap()));
+
+        let e = config_with(&[("TEAM_TOPICS", &format!("search={search}"))]).unwrap_err();
+        assert!(e.var == "TEAM_TOPICS" && e.problem.contains("not in ROUTED_TOPIC_ARNS"), "{e}");
+        assert_eq!(config_with(&[("TEAM_TOPICS", "search")]).unwrap_err().var, "TEAM_TOPICS");
+        assert_eq!(config_with(&[("ROUTING_MODE", "instead")]).unwrap_err().var, "ROUTING_MODE");
+        assert_eq!(config_with(&[("ROUTED_TOPIC_ARNS", "team-*")]).unwrap_err().var, "ROUTED_TOPIC_ARNS");
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl fmt::Display for AsgName {
 }
 
 /// A validated SNS topic ARN.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct TopicArn(String);
 
@@ -91,6 +91,11 @@ impl TopicArn {
     /// The topic's name (the ARN's last field), for people.
     pub fn name(&self) -> &str {
         self.0.rsplit(':').next().unwrap_or_default()
+    }
+
+    /// The region the topic is in (field 4 of the ARN).
+    pub fn region(&self) -> &str {
+        self.0.split(':').nth(3).unwrap_or_default()
     }
 
     /// The account that owns the topic (field 5 of the ARN).
@@ -215,6 +220,11 @@ impl StatusChecks {
     /// A check that failed (`impaired`): it will not pass by waiting.
     pub fn impaired(&self) -> bool {
         self.instance == "impaired" || self.system == "impaired"
+    }
+
+    /// For messages: `instance check initializing, system check ok`.
+    pub fn shown(&self) -> String {
+        format!("instance check {}, system check {}", self.instance, self.system)
     }
 }
 

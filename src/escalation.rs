@@ -168,6 +168,14 @@ impl Condition {
         }
     }
 
+    /// Whether `name` (a group or an instance) is what this condition is about, or part of it.
+    pub fn concerns(&self, name: &str) -> bool {
+        self.subject == name
+            || self.findings.iter().any(|f| {
+                f.group().is_some_and(|g| g.as_str() == name) || f.instance().is_some_and(|i| i.as_str() == name)
+            })
+    }
+
     /// One line for notices and the state record.
     pub fn summary(&self) -> String {
         let what = match self.kind {

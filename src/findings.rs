@@ -331,8 +331,8 @@ fn recovery(snapshot: &Snapshot, group: &GroupSnapshot, now: DateTime<Utc>, stal
         if snapshot.ready(Some(group), id) {
             continue;
         }
-        let checks = inst.status.as_ref().map(|s| format!(", status checks {}/{}", s.instance, s.system));
-        waiting_for.push(format!("{id} is {}{}", inst.state, checks.unwrap_or_default()));
+        let checks = inst.status.as_ref().map(|s| format!(", {}", s.shown()));
+        waiting_for.push(format!("{id} ({}{})", inst.state, checks.unwrap_or_default()));
         let started = inst.launched_at.map(|t| format!(" (started {})", t.format("%Y-%m-%d %H:%M UTC")));
         let why = if inst.status.as_ref().is_some_and(StatusChecks::impaired) {
             Some("its status checks failed (impaired)".to_owned())

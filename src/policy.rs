@@ -492,8 +492,8 @@ impl<'a> Planner<'a> {
             let state = inst.map(|i| i.state).unwrap_or(InstanceState::Unknown);
             let checks = inst.and_then(|i| i.status.as_ref());
             if state != InstanceState::Running || !checks.is_some_and(|s| s.ok()) {
-                let shown = checks.map(|s| format!(", status checks {}/{}", s.instance, s.system)).unwrap_or_default();
-                r.not_ready.push(format!("{} is {state}{shown}", m.id));
+                let shown = checks.map(|s| format!(", {}", s.shown())).unwrap_or_default();
+                r.not_ready.push(format!("{} ({state}{shown})", m.id));
                 r.settling |= (self.snapshot.booting(&m.id) && !checks.is_some_and(|s| s.impaired()))
                     || state == InstanceState::Stopping;
                 continue;
@@ -690,7 +690,9 @@ mod tests {
         assert!(actions(&p).is_empty(), "{:?}", p.steps);
         let wait = p.skipped.iter().find(|x| x.action == "resume_processes").unwrap();
         assert!(
-            wait.waiting && wait.reason.contains("status checks initializing/ok") && wait.reason.contains("is pending"),
+            wait.waiting
+                && wait.reason.contains("instance check initializing, system check ok")
+                && wait.reason.contains("(pending"),
             "{}",
             wait.reason
         );

@@ -105,12 +105,15 @@ pub fn three_groups() -> Snapshot {
 
 // ---------------------------------------------------------------- a guard over memory
 
-/// Keeps every notice published; `fail` makes every publish fail (throttled).
+/// Keeps every notice published; `fail` makes every publish fail (throttled), and a
+/// topic in `missing` refuses it for good (NotFound, as SNS answers for a topic that
+/// does not exist).
 #[derive(Default)]
 pub struct RecordingNotifier {
     /// Every notice published, with its topic.
     pub sent: Mutex<Vec<(String, Notice)>>,
     pub fail: bool,
+    pub missing: Vec<String>,
 }
 
 impl Notifier for RecordingNotifier {
@@ -121,6 +124,14 @@ impl Notifier for RecordingNotifier {
                 kind: FailureKind::Transient,
                 code: Some("Throttling".into()),
                 message: "slow down".into(),
+            });
+        }
+        if self.missing.iter().any(|t| t == topic.as_str()) {
+            return Err(AwsFailure {
+                operation: "Publish",
+                kind: FailureKind::NotFound,
+                code: Some("NotFound".into()),
+                message: "Topic does not exist".into(),
             });
         }
         let mut sent = self.sent.lock().unwrap();

@@ -5,6 +5,7 @@
 //! carries it out against the state store and SNS.
 
 use super::{Condition, Decision, Escalation, Record, decide, forget_after, never_resolves, tombstone_grace};
+use crate::domain::TopicArn;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +20,9 @@ pub struct Inputs<'a> {
     pub escalation: &'a Escalation,
     /// The state store was readable: claims deduplicate, resolutions are possible.
     pub deduplicated: bool,
+    /// The topics of a condition's first tier, by key, when routing sends it elsewhere
+    /// than the first tier's topic (the team that owns it).
+    pub routes: &'a BTreeMap<String, Vec<TopicArn>>,
     pub now: DateTime<Utc>,
 }
 
@@ -53,8 +57,15 @@ pub struct Claim<'a> {
     /// Still open; false when found and repaired in this invocation (its claim is
     /// kept when a publish fails, so that the retry resolves it aloud).
     pub open: bool,
-    /// The escalation line of each tier notified, in tier order.
-    pub lines: Vec<(usize, String)>,
+    /// What each tier notified gets, in tier order.
+    pub sends: Vec<Send>,
+}
+
+/// One tier of a claim: its topics and the line on where the escalation stands.
+pub struct Send {
+    pub tier: usize,
+    pub topics: Vec<TopicArn>,
+    pub line: String,
 }
 
 /// What happens to a stored condition that is no longer open.
@@ -77,6 +88,14 @@ impl<'a> Inputs<'a> {
 
     fn open_keys(&self) -> BTreeSet<&'a str> {
         self.open.iter().map(|c| c.key.as_str()).collect()
+    }
+
+    /// The topics tier `tier` of `c` goes to: its route at the first tier, else the tier's topic.
+    fn topics(&self, c: &Condition, tier: usize) -> Vec<TopicArn> {
+        match self.routes.get(&c.key) {
+            Some(route) if tier == 0 && !route.is_empty() => route.clone(),
+            _ => vec![self.escalation.tiers[tier].topic.clone()],
+        }
     }
 }
 
@@ -117,11 +136,15 @@ fn entry<'a>(inputs: &Inputs<'a>, c: &'a Condition, repaired: bool) -> Entry<'a>
             due: Due::Quiet(format!("already notified{last}; nothing new is due")),
         };
     }
+    let sends: Vec<Send> = d
+        .tiers
+        .iter()
+        .map(|t| Send { tier: *t, topics: inputs.topics(c, *t), line: line(inputs, c, &d, *t, repaired) })
+        .collect();
     let mut topics: Vec<String> = previous.map(|p| p.topics.clone()).unwrap_or_default();
-    for t in &d.tiers {
-        let topic = esc.tiers[*t].topic.as_str().to_owned();
-        if !topics.contains(&topic) {
-            topics.push(topic);
+    for topic in sends.iter().flat_map(|s| &s.topics) {
+        if !topics.iter().any(|t| t == topic.as_str()) {
+            topics.push(topic.as_str().to_owned());
         }
     }
     let record = Record {
@@ -133,10 +156,9 @@ fn entry<'a>(inputs: &Inputs<'a>, c: &'a Condition, repaired: bool) -> Entry<'a>
         summary: c.summary(),
         resolved_at: None,
     };
-    let lines = d.tiers.iter().map(|t| (*t, line(inputs, c, &d, *t, repaired))).collect();
     // A new episode replaces the tombstone of an earlier one.
     let previous = previous.or(inputs.tombstone(&c.key));
-    let claim = Claim { record, previous, open: !repaired, lines };
+    let claim = Claim { record, previous, open: !repaired, sends };
     Entry { condition: c, decision: d, due: Due::Claim(claim) }
 }
 
@@ -144,7 +166,11 @@ fn entry<'a>(inputs: &Inputs<'a>, c: &'a Condition, repaired: bool) -> Entry<'a>
 /// which topic, and what follows if it stays open.
 fn line(inputs: &Inputs<'_>, c: &Condition, d: &Decision, tier: usize, repaired: bool) -> String {
     let esc = inputs.escalation;
-    let name = |t: usize| format!("topic {}", esc.tiers[t].topic.name());
+    let name = |t: usize| {
+        let topics = inputs.topics(c, t);
+        let names: Vec<&str> = topics.iter().map(TopicArn::name).collect();
+        format!("topic{} {}", if names.len() > 1 { "s" } else { "" }, names.join(" and "))
+    };
     let age = d.age.num_minutes();
     let open = format!("open {}h{:02}m", age / 60, age % 60);
     let next = if c.one_shot() {
@@ -197,12 +223,24 @@ pub fn settle<'a>(inputs: &Inputs<'a>, read_everything: bool) -> Vec<Settle<'a>>
     out
 }
 
-/// The escalation lines due on each tier, from the claims won.
-pub fn by_tier<'a>(won: &[(&'a Condition, &'a Claim<'a>)]) -> BTreeMap<usize, Vec<(&'a Condition, &'a str)>> {
-    let mut due: BTreeMap<usize, Vec<(&Condition, &str)>> = BTreeMap::new();
+/// A notice to send: the tier it is for and the topic it goes to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Destination {
+    pub tier: usize,
+    pub topic: TopicArn,
+}
+
+/// The conditions due at each destination with their escalation lines, from the claims won.
+pub fn by_destination<'a>(
+    won: &[(&'a Condition, &'a Claim<'a>)],
+) -> BTreeMap<Destination, Vec<(&'a Condition, &'a str)>> {
+    let mut due: BTreeMap<Destination, Vec<(&Condition, &str)>> = BTreeMap::new();
     for (c, claim) in won {
-        for (tier, line) in &claim.lines {
-            due.entry(*tier).or_default().push((*c, line.as_str()));
+        for send in &claim.sends {
+            for topic in &send.topics {
+                let at = Destination { tier: send.tier, topic: topic.clone() };
+                due.entry(at).or_default().push((*c, send.line.as_str()));
+            }
         }
     }
     due

@@ -155,7 +155,8 @@ mod notice_plan {
         e: &'a Escalation,
         now: &str,
     ) -> Inputs<'a> {
-        Inputs { open, initial, records, escalation: e, deduplicated: true, now: t(now) }
+        const NONE: &BTreeMap<String, Vec<TopicArn>> = &BTreeMap::new();
+        Inputs { open, initial, records, escalation: e, deduplicated: true, routes: NONE, now: t(now) }
     }
 
     #[test]
@@ -165,17 +166,51 @@ mod notice_plan {
         let open = [c.clone()];
         let entries = plan::entries(&inputs(&open, &open, &records, &e, "02:30"));
         let claim = entries[0].claim().unwrap();
-        assert_eq!(claim.lines.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(claim.lines[0].1.ends_with("escalated to step 2 of 3 (topic email) after open 2h30m; if still open, topic pager at 2026-11-28 02:30 UTC"), "{}", claim.lines[0].1);
+        assert_eq!(claim.sends.iter().map(|s| s.tier).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(claim.sends[0].line.ends_with("escalated to step 2 of 3 (topic email) after open 2h30m; if still open, topic pager at 2026-11-28 02:30 UTC"), "{}", claim.sends[0].line);
         assert!(
-            claim.lines[1].1.ends_with("escalated to step 3 of 3 (topic pager) after open 2h30m; the last step"),
+            claim.sends[1].line.ends_with("escalated to step 3 of 3 (topic pager) after open 2h30m; the last step"),
             "{}",
-            claim.lines[1].1
+            claim.sends[1].line
         );
         assert_eq!((claim.record.tier, claim.open, claim.previous.is_some()), (2, true, true));
         assert_eq!(claim.record.topics, vec![EMAIL, PAGER]);
         let won = [(entries[0].condition, claim)];
-        assert_eq!(plan::by_tier(&won).keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+        let at: Vec<(usize, String)> =
+            plan::by_destination(&won).into_keys().map(|d| (d.tier, d.topic.name().to_owned())).collect();
+        assert_eq!(at, vec![(1, "email".to_owned()), (2, "pager".to_owned())]);
+    }
+
+    #[test]
+    fn a_routed_condition_sends_its_first_tier_to_its_route_and_later_tiers_as_configured() {
+        let (e, c) = (esc(None), stranded());
+        let team = TopicArn::parse("arn:aws:sns:us-east-1:123456789012:team-search").unwrap();
+        let routes = BTreeMap::from([(c.key.clone(), vec![TopicArn::parse(CHAT).unwrap(), team.clone()])]);
+        let open = [c.clone()];
+        let records = BTreeMap::new();
+        let entries = plan::entries(&Inputs { routes: &routes, ..inputs(&open, &open, &records, &e, "00:00") });
+        let claim = entries[0].claim().unwrap();
+        assert!(
+            claim.sends[0].line.contains("first notice, on topics chat and team-search"),
+            "{}",
+            claim.sends[0].line
+        );
+        assert_eq!(claim.record.topics, vec![CHAT, team.as_str()]);
+        let won = [(entries[0].condition, claim)];
+        let at: Vec<String> = plan::by_destination(&won).into_keys().map(|d| d.topic.name().to_owned()).collect();
+        assert_eq!(at, ["chat", "team-search"]);
+
+        let records = BTreeMap::from([(
+            c.key.clone(),
+            Record { topics: vec![CHAT.into(), team.as_str().into()], ..record(&c, "00:00", 0, "00:00") },
+        )]);
+        let later = plan::entries(&Inputs { routes: &routes, ..inputs(&open, &open, &records, &e, "02:30") });
+        let claim = later[0].claim().unwrap();
+        assert_eq!(
+            claim.sends.iter().map(|s| s.topics.clone()).collect::<Vec<_>>(),
+            [vec![TopicArn::parse(EMAIL).unwrap()], vec![TopicArn::parse(PAGER).unwrap()]]
+        );
+        assert_eq!(claim.record.topics, vec![CHAT, team.as_str(), EMAIL, PAGER]);
     }
 
     #[test]
@@ -187,8 +222,8 @@ mod notice_plan {
         let mut i = inputs(&open, &open, &records, &e, "05:00");
         i.deduplicated = false;
         let entries = plan::entries(&i);
-        assert_eq!(entries[0].claim().unwrap().lines.len(), 1);
-        assert!(entries[0].claim().unwrap().lines[0].1.contains("the state store is unavailable"));
+        assert_eq!(entries[0].claim().unwrap().sends.len(), 1);
+        assert!(entries[0].claim().unwrap().sends[0].line.contains("the state store is unavailable"));
         assert!(plan::settle(&i, true).is_empty());
     }
 
@@ -202,7 +237,7 @@ mod notice_plan {
         let later = plan::entries(&inputs(&[], &initial, &records, &e, "01:20"));
         let claim = later[0].claim().unwrap();
         assert!(!claim.open && claim.previous.is_some_and(|p| p.resolved_at.is_some()));
-        assert!(claim.lines[0].1.contains("repaired in this invocation, told once"), "{}", claim.lines[0].1);
+        assert!(claim.sends[0].line.contains("repaired in this invocation, told once"), "{}", claim.sends[0].line);
     }
 
     #[test]

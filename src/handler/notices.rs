@@ -1,16 +1,18 @@
-//! The notification phase of an invocation: open conditions → escalation
-//! decisions → claims in the state store → one notice per tier topic with
-//! something due (tier 0 also carries what the guard did) → resolution notices for
-//! conditions that are gone. A claim is made before its notice is published and
-//! released again if the publish fails, so a Lambda retry notifies it again.
+//! The notification phase of an invocation: open conditions → routes (the team that
+//! owns each) → escalation decisions → claims in the state store → one notice per
+//! tier and topic with something due (a first-tier notice also carries what the guard
+//! did to what it is about) → resolution notices for conditions that are gone. A claim
+//! is made before its notice is published and released again if the publish fails,
+//! so a Lambda retry notifies it again.
 
 use super::Guard;
 use crate::actions::{Actuator, Outcome};
-use crate::domain::Snapshot;
-use crate::error::HandlerError;
+use crate::domain::{Snapshot, TopicArn};
+use crate::error::{FailureKind, HandlerError};
 use crate::escalation::{self, Condition, ConditionKind, Record, key_of, plan};
 use crate::findings::Finding;
 use crate::inventory::Inventory;
+use crate::notify::route::Routes;
 use crate::notify::{self, Notice, NoticeInput, Notifier};
 use crate::policy::Skip;
 use crate::report::{ConditionReport, NotificationReport, Report};
@@ -35,6 +37,78 @@ pub(super) struct Observed<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// Where this invocation's notices go: the route of every condition in view, and the
+/// first-tier topics of each of the guard's outcomes (those of what it changed).
+struct Routed<'a> {
+    routes: Routes<'a>,
+    conditions: Vec<&'a Condition>,
+    outcome_topics: Vec<Vec<TopicArn>>,
+}
+
+impl<'a> Routed<'a> {
+    /// The conditions in view that any of these outcomes changed something of, each
+    /// once (as it is now, when it is still open).
+    fn concerned(&self, outcomes: &[usize], all: &[Outcome]) -> Vec<&'a Condition> {
+        let names: Vec<String> = outcomes.iter().flat_map(|i| names_of(&all[*i])).collect();
+        let mut keys = BTreeSet::new();
+        self.conditions
+            .iter()
+            .copied()
+            .filter(|c| names.iter().any(|n| c.concerns(n)) && keys.insert(c.key.as_str()))
+            .collect()
+    }
+
+    /// The outcomes whose first-tier topics include `topic` and are not in `except`.
+    fn outcomes_for(&self, topic: &TopicArn, except: &BTreeSet<usize>) -> Vec<usize> {
+        let mine = |(i, t): (usize, &Vec<TopicArn>)| (t.contains(topic) && !except.contains(&i)).then_some(i);
+        self.outcome_topics.iter().enumerate().filter_map(mine).collect()
+    }
+}
+
+/// The group and the resource an outcome changed.
+fn names_of(o: &Outcome) -> Vec<String> {
+    std::iter::once(o.action.target()).chain(o.action.group().map(|g| g.to_string())).collect()
+}
+
+/// One problem notice to send: where, about which conditions, with which outcomes (by index).
+struct Outgoing<'a> {
+    at: plan::Destination,
+    conditions: Vec<&'a Condition>,
+    lines: Vec<String>,
+    outcomes: Vec<usize>,
+}
+
+/// The problem notices due (pure): the claims won by destination, and at each first-tier
+/// destination the outcomes routed to it. A failed step reaches its topics, and a
+/// cut-short invocation the default topic, even with nothing claimed.
+fn outgoing<'a>(
+    won: &[(&'a Condition, &'a plan::Claim<'a>)],
+    routed: &Routed<'_>,
+    outcomes: &[Outcome],
+    cut_short: bool,
+) -> Vec<Outgoing<'a>> {
+    let mut due = plan::by_destination(won);
+    for (o, topics) in outcomes.iter().zip(&routed.outcome_topics) {
+        if o.is_failed() {
+            for topic in topics {
+                due.entry(plan::Destination { tier: 0, topic: topic.clone() }).or_default();
+            }
+        }
+    }
+    if cut_short && !due.keys().any(|d| d.tier == 0) {
+        due.entry(plan::Destination { tier: 0, topic: routed.routes.default.clone() }).or_default();
+    }
+    let none = BTreeSet::new();
+    due.into_iter()
+        .map(|(at, items)| Outgoing {
+            outcomes: if at.tier == 0 { routed.outcomes_for(&at.topic, &none) } else { vec![] },
+            conditions: items.iter().map(|(c, _)| *c).collect(),
+            lines: items.iter().map(|(_, l)| (*l).to_owned()).collect(),
+            at,
+        })
+        .collect()
+}
+
 /// Keys of every condition this snapshot could show, and of the conditions seen (for a targeted invocation).
 fn keys_in_view(snapshot: &Snapshot, seen: &[&Condition]) -> Vec<String> {
     let groups = snapshot.groups.keys().flat_map(|g| {
@@ -54,20 +128,31 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
     pub(super) async fn send_notices(&self, seen: &Observed<'_>, report: &mut Report) -> Result<(), HandlerError> {
         let open: Vec<Condition> = escalation::conditions(seen.remaining);
         let initial = escalation::conditions(seen.visible);
-        let loaded = self.load_state(seen, &open.iter().chain(&initial).collect::<Vec<_>>(), report).await;
+        let all: Vec<&Condition> = open.iter().chain(&initial).collect();
+        let loaded = self.load_state(seen, &all, report).await;
+        let default = &self.config.escalation.tiers[0].topic;
+        let routes = Routes::new(&self.config.routing, default, &self.region, all.iter().copied(), seen.snapshot);
+        let outcome_topics = seen
+            .outcomes
+            .iter()
+            .map(|o| routes.of_names(&all, &names_of(o).iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect();
+        let first_topics = routes.first_topics();
+        let routed = Routed { routes, conditions: all, outcome_topics };
         let inputs = plan::Inputs {
             open: &open,
             initial: &initial,
             records: &loaded.records,
             escalation: &self.config.escalation,
             deduplicated: report.deduplicated,
+            routes: &first_topics,
             now: seen.now,
         };
         let entries = plan::entries(&inputs);
         let won = self.claim(&entries, report).await;
         let resolved = self.settle(&plan::settle(&inputs, seen.snapshot.unread.is_empty()), seen.now, report).await;
-        let outcomes_told = self.publish_problems(seen, &won, &resolved, report).await?;
-        self.publish_resolutions(seen, &resolved, outcomes_told, report).await
+        let told = self.publish_problems(seen, &routed, &won, &resolved, report).await?;
+        self.publish_resolutions(seen, &routed, &resolved, &told, report).await
     }
 
     /// The stored records of the conditions in view (all of them for a sweep); unreadable
@@ -91,98 +176,138 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         loaded
     }
 
-    /// One notice per tier with a claim won; tier 0 also carries what the guard did, and
-    /// goes out for a failed action or a cut-short invocation even with nothing claimed.
-    /// On a failed publish the open claims are released and the resolutions put back, so
-    /// that Lambda's retry notifies again. Returns whether the guard's outcomes were told.
+    /// One notice per tier and topic with a claim won; a first-tier one also carries what
+    /// the guard did to what it is about. On a failed publish the open claims are released
+    /// and the resolutions put back, so that Lambda's retry notifies again. Returns the
+    /// indexes of the outcomes told.
     async fn publish_problems(
         &self,
         seen: &Observed<'_>,
+        routed: &Routed<'_>,
         won: &[(&Condition, &plan::Claim<'_>)],
         resolved: &[&Record],
         report: &mut Report,
-    ) -> Result<bool, HandlerError> {
-        let mut due = plan::by_tier(won);
-        if seen.outcomes.iter().any(Outcome::is_failed) || seen.cut_short.is_some() {
-            due.entry(0).or_default();
-        }
-        let mut outcomes_told = false;
-        for (tier, items) in &due {
-            let mut findings: Vec<&Finding> = items.iter().flat_map(|(c, _)| &c.findings).collect();
+    ) -> Result<BTreeSet<usize>, HandlerError> {
+        let mut told = BTreeSet::new();
+        for out in outgoing(won, routed, seen.outcomes, seen.cut_short.is_some()) {
+            let conditions =
+                if out.conditions.is_empty() { routed.concerned(&out.outcomes, seen.outcomes) } else { out.conditions };
+            let mut findings: Vec<&Finding> = conditions.iter().flat_map(|c| &c.findings).collect();
             if findings.is_empty() {
                 // Only a failure to report: say what it was about.
                 findings = seen.visible.to_vec();
             }
-            let lines: Vec<String> = items.iter().map(|(_, l)| (*l).to_owned()).collect();
-            let outcomes: &[Outcome] = if *tier == 0 { seen.outcomes } else { &[] };
-            outcomes_told |= !outcomes.is_empty();
-            let notice = notify::render(&NoticeInput {
-                findings: &findings,
-                outcomes,
-                pending: seen.pending,
-                remaining: seen.remaining,
-                dry_run: seen.dry_run,
-                region: &self.region,
-                account: seen.account,
-                environment: &self.config.environment,
-                trigger: seen.trigger,
-                cut_short: seen.cut_short,
-                now: seen.now,
-                tier: *tier,
-                escalation: &lines,
-            });
-            let topic = &self.config.escalation.tiers[*tier].topic;
-            match self.publish(topic, &notice, "problem", *tier, report).await {
-                Ok(()) => {}
-                Err(e) => {
-                    // A repaired condition's claim is kept, so that the retry, seeing it
-                    // repaired, resolves it aloud.
-                    for (_, claim) in won.iter().filter(|(_, c)| c.open) {
-                        if let Err(err) = self.state.release(&claim.record, claim.previous).await {
-                            tracing::error!(key = %claim.record.key, error = %err, "could not release a claim");
-                        }
+            let outcomes: Vec<Outcome> = out.outcomes.iter().map(|i| seen.outcomes[*i].clone()).collect();
+            told.extend(&out.outcomes);
+            let first = out.at.tier == 0;
+            // A first-tier notice lists the steps not taken on what is routed to its topic.
+            let pending: Vec<Skip> = seen
+                .pending
+                .iter()
+                .filter(|s| !first || routed.routes.of_names(&routed.conditions, &[&s.target]).contains(&out.at.topic))
+                .cloned()
+                .collect();
+            let warnings = if first { routed.routes.warnings(&conditions) } else { vec![] };
+            let render = |extra: &[String]| {
+                let warnings: Vec<String> = warnings.iter().chain(extra).cloned().collect();
+                notify::render(&NoticeInput {
+                    findings: &findings,
+                    outcomes: &outcomes,
+                    pending: &pending,
+                    remaining: seen.remaining,
+                    dry_run: seen.dry_run,
+                    region: &self.region,
+                    account: seen.account,
+                    environment: &self.config.environment,
+                    trigger: seen.trigger,
+                    cut_short: seen.cut_short,
+                    now: seen.now,
+                    tier: out.at.tier,
+                    escalation: &out.lines,
+                    warnings: &warnings,
+                })
+            };
+            if let Err(e) = self.publish_routed(&out.at.topic, render, "problem", out.at.tier, report).await {
+                // A repaired condition's claim is kept, so that the retry, seeing it
+                // repaired, resolves it aloud.
+                for (_, claim) in won.iter().filter(|(_, c)| c.open) {
+                    if let Err(err) = self.state.release(&claim.record, claim.previous).await {
+                        tracing::error!(key = %claim.record.key, error = %err, "could not release a claim");
                     }
-                    self.restore(resolved, seen.now).await;
-                    return Err(e);
                 }
+                self.restore(resolved, seen.now).await;
+                return Err(e);
             }
         }
-        Ok(outcomes_told)
+        Ok(told)
     }
 
-    /// One RESOLVED notice per topic the resolved conditions reached; the tier-0 one
-    /// carries what the guard did when no problem notice did. A failed publish puts that
-    /// topic's records back, so that the retry announces the recovery again.
+    /// One RESOLVED notice per topic the resolved conditions reached; a first-tier one
+    /// carries what the guard did there that no problem notice told. A failed publish
+    /// puts that topic's records back, so that the retry announces the recovery again.
     async fn publish_resolutions(
         &self,
         seen: &Observed<'_>,
+        routed: &Routed<'_>,
         resolved: &[&Record],
-        outcomes_told: bool,
+        told: &BTreeSet<usize>,
         report: &mut Report,
     ) -> Result<(), HandlerError> {
         let tiers = &self.config.escalation.tiers;
         for (topic, records) in plan::by_topic(resolved) {
-            let Some(arn) = crate::domain::TopicArn::parse(topic) else { continue };
+            let Some(arn) = TopicArn::parse(topic) else { continue };
+            // A routed topic is a first-tier one.
             let tier = tiers.iter().position(|t| t.topic.as_str() == topic).unwrap_or(0);
-            let done: &[Outcome] = if tier == 0 && !outcomes_told { seen.outcomes } else { &[] };
-            let notice = notify::render_recovered(
-                &records,
-                done,
-                tier,
-                &self.region,
-                seen.account,
-                &self.config.environment,
-                seen.now,
-            );
-            match self.publish(&arn, &notice, "recovered", tier, report).await {
-                Ok(()) => {}
-                Err(e) => {
-                    self.restore(&records, seen.now).await;
-                    return Err(e);
-                }
+            let done: Vec<Outcome> = if tier == 0 {
+                routed.outcomes_for(&arn, told).into_iter().map(|i| seen.outcomes[i].clone()).collect()
+            } else {
+                vec![]
+            };
+            let render = |extra: &[String]| {
+                notify::render_recovered(
+                    &records,
+                    &done,
+                    extra,
+                    tier,
+                    &self.region,
+                    seen.account,
+                    &self.config.environment,
+                    seen.now,
+                )
+            };
+            if let Err(e) = self.publish_routed(&arn, render, "recovered", tier, report).await {
+                self.restore(&records, seen.now).await;
+                return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// Publishes the notice `render` makes to `topic`. When `topic` is a routed one (not
+    /// an escalation tier's) that cannot take it for good (it does not exist, or the
+    /// stack may not publish to it), the notice goes to the default topic instead, saying
+    /// so: it still reaches a human. A transient failure is returned, for Lambda's retry.
+    async fn publish_routed(
+        &self,
+        topic: &TopicArn,
+        render: impl Fn(&[String]) -> Notice,
+        kind: &'static str,
+        tier: usize,
+        report: &mut Report,
+    ) -> Result<(), HandlerError> {
+        let routed = !self.is_own_topic(topic);
+        match self.publish(topic, &render(&[]), kind, tier, report).await {
+            Err(HandlerError::Notify(e)) if routed && e.kind != FailureKind::Transient => {
+                tracing::warn!(topic = %topic.as_str(), error = %e, "routed topic refused the notice: sent to the default topic");
+                let warning = format!(
+                    "This notice was for topic {}, which could not take it ({e}); it went to the default topic instead. Check the tag or TEAM_TOPICS entry that names it.",
+                    topic.as_str()
+                );
+                let default = &self.config.escalation.tiers[0].topic;
+                self.publish(default, &render(&[warning]), kind, tier, report).await
+            }
+            other => other,
+        }
     }
 
     /// Brings resolved records back to life (best effort), so that a retry resolves them again.
@@ -258,8 +383,11 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         resolved
     }
 
-    /// Publishes `notice` to `topic` and, when chat has a topic of its own, to that one
-    /// too (every problem notice, so reminders reach the thread; a resolution once).
+    /// Publishes `notice` to `topic` and, when chat has a topic of its own and `topic` is
+    /// an escalation tier's, to that one too (every problem notice, so reminders reach the
+    /// thread; a resolution once). A routed topic's notice is not copied: with
+    /// `ROUTING_MODE=add` the default topic's copy says the same, and with `replace` the
+    /// team's own topic is where its chat subscribes.
     pub(super) async fn publish(
         &self,
         topic: &crate::domain::TopicArn,
@@ -271,11 +399,18 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         report.notifications.push(self.publish_one(topic, notice, kind, tier).await?);
         if let Some(chat) = &self.config.delivery.chat_topic
             && chat != topic
+            && self.is_own_topic(topic)
             && (kind != "recovered" || tier == 0)
         {
             report.notifications.push(self.publish_one(chat, notice, kind, tier).await?);
         }
         Ok(())
+    }
+
+    /// Whether `topic` is one the stack was configured with (NOTIFY_TOPIC_ARN or a tier's),
+    /// not one a tag routed to.
+    fn is_own_topic(&self, topic: &TopicArn) -> bool {
+        &self.config.topic == topic || self.config.escalation.tiers.iter().any(|t| &t.topic == topic)
     }
 
     async fn publish_one(

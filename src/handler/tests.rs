@@ -598,3 +598,66 @@ async fn an_event_for_one_member_still_counts_every_stopped_member_of_its_group(
         report.findings.iter().filter_map(|f| f.instance().filter(|_| f.kind() == "StrandedInstance")).collect();
     assert_eq!(stranded, [&id(1), &id(2)], "the other stopped member is read by its group tag");
 }
+
+const TEAM: &str = "arn:aws:sns:us-east-1:123456789012:team-search";
+
+/// The story with its group routed to TEAM by tag.
+fn routed_story() -> Snapshot {
+    let mut s = story();
+    let g = s.groups.values_mut().next().unwrap();
+    g.tags.insert(crate::config::NOTIFY_TOPIC_TAG.into(), TEAM.into());
+    s
+}
+
+#[tokio::test]
+async fn a_routed_group_is_notified_and_resolved_on_its_teams_topic_and_escalates_as_configured() {
+    let mut s = routed_story();
+    for i in s.instances.values_mut() {
+        i.state_transition_reason = None;
+    }
+    let tiers = format!("0={CHAT},30m={EMAIL},2h={PAGER}");
+    let env = [("ESCALATION_TIERS", tiers.as_str()), ("ROUTED_TOPIC_ARNS", TEAM), ("ROUTING_MODE", "replace")];
+    let g = guard(s, &env);
+    g.handle(&sweep(), at(0)).await.unwrap();
+    g.handle(&sweep(), at(31)).await.unwrap();
+    repair(&g);
+    let last = g.handle(&sweep(), at(40)).await.unwrap();
+    assert_eq!(last.resolved, ["stranded:es-data"]);
+    let sent = topics_sent(&g);
+    let names: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(names, ["team-search", "email", "email", "team-search"], "{sent:#?}");
+    assert!(sent[2].1.contains("RESOLVED") && sent[3].1.contains("RESOLVED"), "{sent:#?}");
+    let first = &sent_on(&g, TEAM)[0];
+    assert!(first.body.contains("first notice, on topic team-search"), "{}", first.body);
+}
+
+/// The notices published to `topic`.
+fn sent_on(g: &TestGuard, topic: &str) -> Vec<crate::notify::Notice> {
+    g.notifier.sent.lock().unwrap().iter().filter(|(t, _)| t == topic).map(|(_, n)| n.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_team_topic_that_does_not_exist_sends_the_notice_and_its_failure_to_the_default_topic() {
+    let env = [("POLICY", "recover"), ("ROUTED_TOPIC_ARNS", TEAM), ("ROUTING_MODE", "replace")];
+    let mut g = guard(routed_story(), &env);
+    g.actuator.failures.insert(format!("start {}", id(1)), FailureKind::Capacity);
+    g.notifier.missing = vec![TEAM.into()];
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    let topics: Vec<&str> = report.notifications.iter().map(|n| n.topic.as_str()).collect();
+    assert_eq!(topics, [crate::testing::TOPIC], "{:?}", report.notifications);
+    let n = &sent(&g)[0];
+    assert!(n.body.contains(&format!("This notice was for topic {TEAM}, which could not take it")), "{}", n.body);
+    assert!(n.body.contains("FAILED (Capacity"), "the failed start goes with it: {}", n.body);
+}
+
+#[tokio::test]
+async fn in_add_mode_a_failed_step_reaches_the_team_and_the_default_topic() {
+    let mut g = guard(routed_story(), &[("POLICY", "recover"), ("ROUTED_TOPIC_ARNS", TEAM)]);
+    g.actuator.failures.insert(format!("start {}", id(1)), FailureKind::Capacity);
+    g.handle(&sweep(), now()).await.unwrap();
+    for topic in [crate::testing::TOPIC, TEAM] {
+        let notices = sent_on(&g, topic);
+        assert_eq!(notices.len(), 1, "{topic}");
+        assert!(notices[0].body.contains("FAILED (Capacity"), "{topic}: {}", notices[0].body);
+    }
+}

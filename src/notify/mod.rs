@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod document;
 pub mod email;
+pub mod route;
 pub mod sms;
 pub mod sns;
 pub mod view;
@@ -94,6 +95,8 @@ pub struct NoticeInput<'a> {
     pub escalation: &'a [String],
     /// Why the guard stopped before the repair could go on, when it did.
     pub cut_short: Option<&'a str>,
+    /// Where this notice could not go as the tags asked (routing), said at its top.
+    pub warnings: &'a [String],
 }
 
 /// The publish port; answers the message id.
@@ -120,9 +123,11 @@ pub fn render(input: &NoticeInput<'_>) -> Notice {
 }
 
 /// The notice that conditions notified before are gone, for one topic.
+#[allow(clippy::too_many_arguments)]
 pub fn render_recovered(
     records: &[&Record],
     outcomes: &[Outcome],
+    warnings: &[String],
     tier: usize,
     region: &str,
     account: Option<&str>,
@@ -134,7 +139,7 @@ pub fn render_recovered(
         notice: NoticeKind::Resolved,
         severity: Severity::Info,
         context: context(region, account, environment, now, tier),
-        warnings: vec![],
+        warnings: warnings.iter().map(|w| shown(w, 500)).collect(),
         parts,
         outcomes: outcomes.to_vec(),
         not_done: vec![],

@@ -22,6 +22,7 @@ fn input<'a>(findings: &'a [&'a Finding], outcomes: &'a [Outcome], remaining: &'
         tier: 0,
         escalation: &[],
         cut_short: None,
+        warnings: &[],
     }
 }
 

@@ -157,6 +157,7 @@ pub fn problem(input: &NoticeInput<'_>) -> View {
     if let Some(why) = input.cut_short {
         warnings.push(format!("STOPPED EARLY: {}", shown(why, 500)));
     }
+    warnings.extend(input.warnings.iter().map(|w| shown(w, 500)));
     let open: Vec<&Finding> = parts.iter().filter(|p| p.state == PartState::Open).flat_map(|p| &p.findings).collect();
     View {
         notice: NoticeKind::Problem,
@@ -306,7 +307,7 @@ fn headline(c: &Condition, now: DateTime<Utc>) -> (String, String) {
         }
         (ConditionKind::StrandedGroup, _) => {
             let waiting = match progress {
-                Some(w) if !w.is_empty() => format!("waiting for {}", w.join("; ")),
+                Some(w) if !w.is_empty() => format!("waiting for the members it started: {}", w.join("; ")),
                 _ => "its processes are still suspended".to_owned(),
             };
             (
@@ -316,12 +317,26 @@ fn headline(c: &Condition, now: DateTime<Utc>) -> (String, String) {
                 format!("{name}: repair in progress"),
             )
         }
-        (ConditionKind::StalledRecovery, Some(Finding::RecoveryStalled { instance, why, .. })) => {
-            let more = c.findings.len() - 1;
-            let others = if more > 0 { format!(" (and {more} more, below)") } else { String::new() };
+        (ConditionKind::StalledRecovery, Some(Finding::RecoveryStalled { why, .. })) => {
+            let stalled: Vec<(&InstanceId, &str)> = c
+                .findings
+                .iter()
+                .filter_map(|f| match f {
+                    Finding::RecoveryStalled { instance, why, .. } => Some((instance, why.as_str())),
+                    _ => None,
+                })
+                .collect();
+            let list: Vec<&str> = stalled.iter().take(3).map(|(i, _)| i.as_str()).collect();
+            let more = if stalled.len() > 3 { format!(" and {} more", stalled.len() - 3) } else { String::new() };
+            let why = if stalled.iter().all(|(_, w)| w == why) {
+                why.to_owned()
+            } else {
+                format!("{why}, and more (in DETAILS)")
+            };
             (
                 format!(
-                    "{name}: REPAIR STALLED: {instance}, started by the guard, is {why}{others}; the group stays suspended and needs a person"
+                    "{name}: REPAIR STALLED: {}{more}, started by the guard: {why}; the group stays suspended and needs a person",
+                    list.join(", ")
                 ),
                 format!("{name}: repair stalled ({})", plural(c.findings.len(), "instance", "instances")),
             )
@@ -470,7 +485,7 @@ fn detail(f: &Finding, now: DateTime<Utc>) -> Option<String> {
             root_word(*root_device),
             if *source == "health" { "an AWS Health event" } else { "DescribeInstanceStatus (scheduled events)" }
         ),
-        Finding::RecoveryInProgress { since, .. } => format!("the guard began the repair{}", ago(*since, now)),
+        Finding::RecoveryInProgress { since, .. } => format!("the guard has been repairing it{}", ago(*since, now)),
         Finding::RecoveryStalled { instance, why, .. } => format!("{instance}: {why}"),
         Finding::StoppedStandalone { .. } => return None,
         Finding::Unrecoverable { .. } | Finding::NotInspected { .. } => return None,
@@ -590,7 +605,11 @@ pub fn next_steps(open: &[&Finding], r: &str, now: DateTime<Utc>) -> Vec<NextSte
     if !by_aws.is_empty() {
         let list = ids(&by_aws);
         steps.push(NextStep {
-            title: format!("Start the instances AWS stopped (a start moves them to healthy hardware), and wait until they run with status checks OK{}", first(&by_aws)),
+            title: if by_aws.len() == 1 {
+                "Start the instance AWS stopped (a start moves it to healthy hardware), and wait until it runs with status checks OK".to_owned()
+            } else {
+                format!("Start the instances AWS stopped (a start moves them to healthy hardware), and wait until they run with status checks OK{}", first(&by_aws))
+            },
             commands: vec![
                 format!("aws ec2 start-instances --region {r} --instance-ids {list}"),
                 format!("aws ec2 wait instance-status-ok --region {r} --instance-ids {list}"),
@@ -600,7 +619,7 @@ pub fn next_steps(open: &[&Finding], r: &str, now: DateTime<Utc>) -> Vec<NextSte
     if !by_person.is_empty() {
         let list = ids(&by_person);
         steps.push(NextStep {
-            title: format!("Find out who stopped {list}{} and why (a person or tool called StopInstances; the guard never starts those); if it was not on purpose, start them", first(&by_person)),
+            title: format!("Find out who stopped {list}{} and why (a person or tool called StopInstances; the guard never starts those); if it was not on purpose, start {}", first(&by_person), if by_person.len() == 1 { "it" } else { "them" }),
             commands: vec![
                 format!("aws ec2 describe-instances --region {r} --instance-ids {list} --query 'Reservations[].Instances[].[InstanceId,StateTransitionReason]' --output text"),
                 format!("aws ec2 start-instances --region {r} --instance-ids {list}"),
@@ -608,13 +627,26 @@ pub fn next_steps(open: &[&Finding], r: &str, now: DateTime<Utc>) -> Vec<NextSte
         });
     }
     if !members.is_empty() {
-        steps.push(NextStep {
-            title: format!("Once they run, mark them Healthy before resuming, or the group replaces them at once{}", first(&members)),
-            commands: vec![format!(
-                "for id in {}; do aws autoscaling set-instance-health --region {r} --instance-id \"$id\" --health-status Healthy --no-should-respect-grace-period; done",
-                ids(&members)
-            )],
-        });
+        // set-instance-health takes one instance: a loop for several.
+        let (title, command) = match members.as_slice() {
+            [one] => (
+                "Once it runs, mark it Healthy before resuming, or the group replaces it at once".to_owned(),
+                format!(
+                    "aws autoscaling set-instance-health --region {r} --instance-id {one} --health-status Healthy --no-should-respect-grace-period"
+                ),
+            ),
+            _ => (
+                format!(
+                    "Once they run, mark them Healthy before resuming, or the group replaces them at once{}",
+                    first(&members)
+                ),
+                format!(
+                    "for id in {}; do aws autoscaling set-instance-health --region {r} --instance-id \"$id\" --health-status Healthy --no-should-respect-grace-period; done",
+                    ids(&members)
+                ),
+            ),
+        };
+        steps.push(NextStep { title, commands: vec![command] });
     }
     for f in open {
         if let Some(step) = group_step(f, r, now) {

@@ -144,6 +144,10 @@ def evaluate_conditions(template: dict, params: dict) -> dict[str, bool]:
                 return str(a) == str(b) if not isinstance(a, list) else a == b
             if fn == "Fn::Not":
                 return not value(arg[0])
+            if fn == "Fn::Join":
+                sep, items = arg
+                items = value(items)
+                return sep.join(str(value(x)) for x in (items if isinstance(items, list) else [items]))
             if fn == "Fn::And":
                 return all(value(x) for x in arg)
             if fn == "Fn::Or":

@@ -20,8 +20,10 @@ function's behalf: logs:CreateLogStream/PutLogEvents on the stack's log group an
 sqs:SendMessage on the stack's dead-letter queue. Write actions must be scoped to
 this account's resources; tag writes must be limited (aws:TagKeys) to tag keys that
 appear in the code; with OptInTag set, starts and group repairs need the tag.
-sns:Publish must name exactly the topics the function is given (NOTIFY_TOPIC_ARN and
-the tiers of ESCALATION_TIERS), and dynamodb actions exactly the STATE_TABLE table.
+sns:Publish must name exactly the topics the function is given (NOTIFY_TOPIC_ARN, the
+tiers of ESCALATION_TIERS, CHAT_TOPIC_ARN and the routed team topics ROUTED_TOPIC_ARNS,
+checked with the defaults and with sample values), and dynamodb actions exactly the
+STATE_TABLE table.
 """
 
 from __future__ import annotations
@@ -203,26 +205,38 @@ def granted(template: dict, overrides: dict[str, str]) -> tuple[dict[str, list[d
     return by_action, resources
 
 
-def function_targets(resources: dict) -> tuple[set[str], set[str]]:
-    """Topics the function publishes to (NOTIFY_TOPIC_ARN, ESCALATION_TIERS) and its state
-    table (STATE_TABLE), as resource names of this template."""
+def function_targets(resources: dict) -> tuple[set[str], set[str], set[str]]:
+    """Topics the function publishes to: this template's (NOTIFY_TOPIC_ARN, ESCALATION_TIERS)
+    as resource names, the given ones (CHAT_TOPIC_ARN, ROUTED_TOPIC_ARNS) as ARNs; and its
+    state table (STATE_TABLE)."""
     fn = next(r for r in resources.values() if r["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function"))
     env = fn["Properties"].get("Environment", {}).get("Variables", {})
     topics = refs_of(env.get("NOTIFY_TOPIC_ARN")) | refs_of(env.get("ESCALATION_TIERS"))
     topics = {t for t in topics if resources.get(t, {}).get("Type") == "AWS::SNS::Topic"}
+    given = set()
+    for var in ("CHAT_TOPIC_ARN", "ROUTED_TOPIC_ARNS"):
+        value = env.get(var)
+        if isinstance(value, dict) and set(value) == {"Fn::Join"}:
+            sep, items = value["Fn::Join"]
+            value = sep.join(as_list(items))
+        if not isinstance(value, str):
+            raise CheckFailed(f"{var} must be a parameter (or a list parameter joined), not {value!r}")
+        given |= {v.strip() for v in value.split(",") if v.strip()}
     tables = {t for t in refs_of(env.get("STATE_TABLE")) if resources.get(t, {}).get("Type") == "AWS::DynamoDB::Table"}
-    return topics, tables
+    return topics, given, tables
 
 
 def check_scope(label: str, by_action: dict, resources: dict, problems: list[str]) -> None:
     """sns:Publish on exactly the function's topics; dynamodb:* on exactly its state table."""
-    topics, tables = function_targets(resources)
+    topics, given, tables = function_targets(resources)
     for action, stmts in sorted(by_action.items()):
         if action == "sns:Publish":
             got = [r for s in stmts for r in as_list(s["Resource"])]
             names = {r["Ref"] for r in got if isinstance(r, dict) and set(r) == {"Ref"}}
-            if len(names) != len(got) or names != topics:
-                problems.append(f"{label}: sns:Publish on {got}: must be exactly the function's topics {sorted(topics)}")
+            arns = {r for r in got if isinstance(r, str)}
+            if len(names) + len(arns) != len(got) or names != topics or arns != given:
+                want = sorted(topics) + sorted(given)
+                problems.append(f"{label}: sns:Publish on {got}: must be exactly the function's topics {want}")
         elif action.startswith("dynamodb:"):
             if len(tables) != 1:
                 problems.append(f"{label}: {action} is granted but STATE_TABLE is not a table of this stack")
@@ -234,9 +248,18 @@ def check_scope(label: str, by_action: dict, resources: dict, problems: list[str
                         problems.append(f"{label}: {action} on {r!r}: must be exactly !GetAtt {table}.Arn")
 
 
+# Given topics for the branch that checks them: a chat topic and two routed patterns.
+GIVEN_TOPICS = {
+    "ChatTopicArn": "arn:aws:sns:us-east-1:111122223333:chat",
+    "RoutedTopicArns": "arn:aws:sns:us-east-1:111122223333:team-*,arn:aws:sns:us-east-1:444455556666:search",
+}
+
+
 def check_branch(template: dict, mode: str, opt_in: str, calls, write_mode, problems: list[str]) -> set[str]:
-    label = f"Policy={mode}" + (f", OptInTag={opt_in}" if opt_in else "")
-    by_action, resources = granted(template, {"Policy": mode, "OptInTag": opt_in})
+    label = f"Policy={mode}" + (f", OptInTag={opt_in}" if opt_in else ", with given topics")
+    # The opt-in branches run with the defaults (no given topic), the others with GIVEN_TOPICS.
+    given = {} if opt_in else GIVEN_TOPICS
+    by_action, resources = granted(template, {"Policy": mode, "OptInTag": opt_in, **given})
     check_scope(label, by_action, resources, problems)
     writes = set(write_mode)
     expected = {a for a in calls if a not in writes}
@@ -298,7 +321,7 @@ def main() -> int:
             print(f"FAIL {p}")
         return 1
     print("iam: granted == called, for notify, restart and recover, with and without OptInTag;"
-          " sns:Publish on the tier topics only, dynamodb on the state table only")
+          " sns:Publish on the tier topics and the given chat and team topics only, dynamodb on the state table only")
     return 0
 
 

@@ -1,10 +1,10 @@
-//! Golden files: the email text, SMS text and chat message of the notices an operator
-//! gets in the scenarios that matter (the story, a repair in progress, a stalled
-//! repair, a person-stopped member, instance-store and EBS retirements, an announced
-//! retirement the guard cannot inspect, a resolution), rendered by the whole handler
-//! over the in-memory adapters at a fixed clock. Each notice's document is validated
-//! against `docs/notice-schema.json`. `UPDATE_GOLDEN=1` writes the files anew; a
-//! failing comparison prints the line diff.
+//! Golden files: the email text, SMS text, chat message and JSON document of the
+//! notices an operator gets in the scenarios that matter (the story, a repair in
+//! progress, a stalled repair, a person-stopped member, instance-store and EBS
+//! retirements, an announced retirement the guard cannot inspect, a resolution),
+//! rendered by the whole handler over the in-memory adapters at a fixed clock. Each
+//! notice's document is validated against `docs/notice-schema.json`. `UPDATE_GOLDEN=1`
+//! writes the files anew; a failing comparison prints the line diff.
 
 use chrono::Duration;
 use retirement_guard::domain::{InstanceState, RootDevice, ScheduledEvent, Snapshot, SuspendedProcess};
@@ -58,7 +58,7 @@ fn check(name: &str, actual: &str) {
     }
 }
 
-/// Checks the email, SMS and chat formats of `notice` under `scenario`.
+/// Checks the email, SMS, chat and document formats of `notice` under `scenario`.
 fn golden(scenario: &str, notice: &Notice) {
     assert_valid(&schema(), notice);
     assert!(notice.sms.len() <= 140 && notice.sms.is_ascii(), "{:?}", notice.sms);
@@ -68,6 +68,8 @@ fn golden(scenario: &str, notice: &Notice) {
     check(&format!("{scenario}.email.txt"), &format!("Subject: {}\n\n{}", notice.subject, notice.body));
     check(&format!("{scenario}.sms.txt"), &format!("{}\n", notice.sms));
     check(&format!("{scenario}.chat.json"), &format!("{}\n", serde_json::to_string_pretty(&chat).unwrap()));
+    let document: Value = serde_json::from_str(&notice.document).unwrap();
+    check(&format!("{scenario}.document.json"), &format!("{}\n", serde_json::to_string_pretty(&document).unwrap()));
 }
 
 async fn only_notice(g: &TestGuard) -> Notice {

@@ -12,3 +12,4 @@ mod faults;
 mod fuzz;
 mod golden;
 mod ordering;
+mod routing;

@@ -777,6 +777,27 @@ def cmd_terminate(args):
     return {"terminated": args.instance}
 
 
+def cmd_tag_group(args):
+    asg = client(args.endpoint, "autoscaling")
+    if not all_groups(asg, [args.group]):
+        raise ScenarioError(f"group {args.group!r} not found (run seed first)")
+    tag = {
+        "ResourceId": args.group,
+        "ResourceType": "auto-scaling-group",
+        "Key": args.key,
+        "Value": args.value,
+        "PropagateAtLaunch": False,
+    }
+    asg.create_or_update_tags(Tags=[tag])
+    return {"group": args.group, "tag": {args.key: args.value}}
+
+
+def cmd_topic(args):
+    sns, sqs = client(args.endpoint, "sns"), client(args.endpoint, "sqs")
+    topic_arn, queue_url = topic_with_queue(sns, sqs, args.name, args.queue)
+    return {"topic_arn": topic_arn, "queue_url": queue_url}
+
+
 def cmd_reset(args):
     moto_api(args.endpoint, "/moto-api/reset")
     return {"reset": True}
@@ -905,6 +926,17 @@ def build_parser():
     s = sub.add_parser("terminate", help="terminate one instance")
     s.add_argument("--instance", required=True)
     s.set_defaults(func=cmd_terminate)
+
+    s = sub.add_parser("tag-group", help="set one tag on a group")
+    s.add_argument("--group", required=True)
+    s.add_argument("--key", required=True)
+    s.add_argument("--value", required=True)
+    s.set_defaults(func=cmd_tag_group)
+
+    s = sub.add_parser("topic", help="one more topic, with a queue subscribed to it")
+    s.add_argument("--name", required=True)
+    s.add_argument("--queue", required=True)
+    s.set_defaults(func=cmd_topic)
 
     s = sub.add_parser("reset", help="wipe all moto state")
     s.set_defaults(func=cmd_reset)
