@@ -4,6 +4,7 @@
 
 use crate::domain::TopicArn;
 use crate::escalation::Escalation;
+use crate::window::Windows;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -103,6 +104,30 @@ pub struct Config {
     pub delivery: Delivery,
     /// Where a group's or instance's notices go besides (or instead of) NOTIFY_TOPIC_ARN.
     pub routing: Routing,
+    /// Moving retiring instances before their deadline, in a maintenance window.
+    pub proactive: Proactive,
+}
+
+/// The per-group tag that opts a group out of proactive moves (`false`).
+pub const PROACTIVE_TAG: &str = "retirement-guard:proactive";
+/// The per-group tag naming the CloudWatch alarm that says the application is healthy.
+pub const HEALTH_ALARM_TAG: &str = "retirement-guard:health-alarm";
+
+/// Proactive moves: a member with a scheduled retirement is stopped and started (moved
+/// to healthy hardware) before its deadline, inside a maintenance window, one member of
+/// a group at a time, each step gated on the application's health alarm.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Proactive {
+    /// `PROACTIVE_MOVES=true` (needs `POLICY=recover` and `MAINTENANCE_WINDOW`).
+    pub enabled: bool,
+    /// `MAINTENANCE_WINDOW`: when moves may start.
+    pub windows: Option<Windows>,
+    /// `HEALTH_ALARM`: the alarm of a group without the health-alarm tag.
+    pub health_alarm: Option<String>,
+    /// `HEALTH_SETTLE_MINUTES` (10): how long the alarm must have been OK.
+    pub settle_minutes: u64,
+    /// `PROACTIVE_MARGIN_HOURS` (24): a move starts at least this long before the deadline.
+    pub margin_hours: u64,
 }
 
 /// Routing by ownership: a resource's `retirement-guard:notify-topic` tag, or its team
@@ -189,6 +214,52 @@ impl Delivery {
     /// Whether `topic`'s `https` subscribers get the chat message (else the document).
     pub fn chat_on(&self, topic: &TopicArn) -> bool {
         self.chat_topic.as_ref().is_none_or(|chat| chat == topic)
+    }
+}
+
+impl Proactive {
+    fn parse(
+        get: &dyn Fn(&str) -> Option<String>,
+        mode: Mode,
+        enabled: bool,
+        dry_run: bool,
+        number: &dyn Fn(&'static str, u64, u64) -> Result<u64, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        let err = |var: &'static str, problem: String| ConfigError { var, problem };
+        let windows = get("MAINTENANCE_WINDOW")
+            .map(|w| Windows::parse(&w))
+            .transpose()
+            .map_err(|e| err("MAINTENANCE_WINDOW", e))?;
+        let health_alarm = get("HEALTH_ALARM");
+        if let Some(bad) = health_alarm.as_ref().filter(|a| a.chars().count() > 255 || a.chars().any(char::is_control))
+        {
+            let shown = crate::text::shown(bad, 300);
+            return Err(err(
+                "HEALTH_ALARM",
+                format!("is not a CloudWatch alarm name (1-255 printable characters): {shown:?}"),
+            ));
+        }
+        let proactive = Self {
+            enabled,
+            windows,
+            health_alarm,
+            settle_minutes: number("HEALTH_SETTLE_MINUTES", 10, 1440)?,
+            margin_hours: number("PROACTIVE_MARGIN_HOURS", 24, 720)?,
+        };
+        if enabled && mode != Mode::Recover {
+            return Err(err("PROACTIVE_MOVES", format!("needs POLICY=recover (it is {mode})")));
+        }
+        // The moves themselves come with the health gate: until then the plan is shown, never carried out.
+        if enabled && !dry_run {
+            return Err(err(
+                "PROACTIVE_MOVES",
+                "is planned and reported only in this version (the report's proactive section): set DRY_RUN=true with it".into(),
+            ));
+        }
+        if enabled && proactive.windows.is_none() {
+            return Err(err("PROACTIVE_MOVES", "needs MAINTENANCE_WINDOW (e.g. \"Sun 02:00-05:00\")".into()));
+        }
+        Ok(proactive)
     }
 }
 
@@ -291,9 +362,11 @@ impl Config {
         }
         let routing =
             Routing::parse(get("TEAM_TAG"), get("TEAM_TOPICS"), get("ROUTED_TOPIC_ARNS"), get("ROUTING_MODE"))?;
+        let proactive = Proactive::parse(&get, mode, flag("PROACTIVE_MOVES")?, flag("DRY_RUN")?, &number)?;
         Ok(Self {
             delivery: Delivery { structured, chat_topic },
             routing,
+            proactive,
             topic,
             mode,
             dry_run: flag("DRY_RUN")?,
@@ -387,6 +460,43 @@ pub(crate) mod tests {
         assert_eq!(config_with(&[("TEAM_TOPICS", "search")]).unwrap_err().var, "TEAM_TOPICS");
         assert_eq!(config_with(&[("ROUTING_MODE", "instead")]).unwrap_err().var, "ROUTING_MODE");
         assert_eq!(config_with(&[("ROUTED_TOPIC_ARNS", "team-*")]).unwrap_err().var, "ROUTED_TOPIC_ARNS");
+    }
+
+    #[test]
+    fn proactive_moves_are_off_by_default_and_need_recover_and_a_window() {
+        let p = config_with(&[]).unwrap().proactive;
+        assert!(!p.enabled && p.windows.is_none() && p.health_alarm.is_none());
+        assert_eq!((p.settle_minutes, p.margin_hours), (10, 24));
+        let on = [
+            ("PROACTIVE_MOVES", "true"),
+            ("POLICY", "recover"),
+            ("MAINTENANCE_WINDOW", "Sat 22:00-Sun 04:00"),
+            ("DRY_RUN", "true"),
+        ];
+        let mut env = on.to_vec();
+        env.extend([
+            ("HEALTH_ALARM", "es-cluster-green"),
+            ("HEALTH_SETTLE_MINUTES", "5"),
+            ("PROACTIVE_MARGIN_HOURS", "48"),
+        ]);
+        let p = config_with(&env).unwrap().proactive;
+        assert!(p.enabled);
+        assert_eq!(p.windows.unwrap().to_string(), "Sat 22:00-Sun 04:00 UTC");
+        assert_eq!((p.health_alarm.as_deref(), p.settle_minutes, p.margin_hours), (Some("es-cluster-green"), 5, 48));
+
+        let e = config_with(&[on[0], on[2], on[3]]).unwrap_err();
+        assert!(e.var == "PROACTIVE_MOVES" && e.problem.contains("needs POLICY=recover"), "{e}");
+        let e = config_with(&on[..3]).unwrap_err();
+        assert!(e.var == "PROACTIVE_MOVES" && e.problem.contains("set DRY_RUN=true"), "{e}");
+        let e = config_with(&[on[0], on[1], on[3]]).unwrap_err();
+        assert!(e.var == "PROACTIVE_MOVES" && e.problem.contains("needs MAINTENANCE_WINDOW"), "{e}");
+        let e = config_with(&[on[0], on[2]]).unwrap_err();
+        assert!(e.var == "PROACTIVE_MOVES" && e.problem.contains("needs POLICY=recover"), "{e}");
+        let e = config_with(&[("MAINTENANCE_WINDOW", "Sunday night")]).unwrap_err();
+        assert!(e.var == "MAINTENANCE_WINDOW" && e.problem.contains("\"Sunday night\""), "{e}");
+        assert_eq!(config_with(&[("PROACTIVE_MOVES", "yes")]).unwrap_err().var, "PROACTIVE_MOVES");
+        assert_eq!(config_with(&[("HEALTH_ALARM", "a\nb")]).unwrap_err().var, "HEALTH_ALARM");
+        assert_eq!(config_with(&[("PROACTIVE_MARGIN_HOURS", "721")]).unwrap_err().var, "PROACTIVE_MARGIN_HOURS");
     }
 
     #[test]

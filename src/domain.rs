@@ -358,6 +358,8 @@ impl Recovery {
 pub struct GroupSnapshot {
     pub name: AsgName,
     pub desired: i32,
+    /// MinSize: desired capacity cannot go below it (EnterStandby decrementing it included).
+    pub min_size: i32,
     pub suspended: Vec<SuspendedProcess>,
     pub members: Vec<Member>,
     pub tags: BTreeMap<String, String>,

@@ -178,7 +178,10 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         // After the first round of a sweep, only what is under repair is read again (in
         // full: an event's scope describes every member of its suspended groups).
         let (mut scope, mut base): (Scope, Option<Snapshot>) = (intake.scope.clone(), None);
-        let need = inventory::Need { readiness: config.mode == crate::config::Mode::Recover };
+        let need = inventory::Need {
+            readiness: config.mode == crate::config::Mode::Recover,
+            proactive: config.proactive.enabled,
+        };
         loop {
             let snapshot = match inventory::collect(&self.inventory, &scope, &need).await {
                 Ok(fresh) => match &base {
@@ -315,6 +318,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             PlanReport { steps: std::mem::take(&mut report.plan.steps), skipped: rounds.plan.skipped.clone() };
         report.ignored_targets = rounds.first_plan.ignored.clone();
         report.cut_short = rounds.cut_short.clone();
+        report.proactive = crate::proactive::plan(&rounds.snapshot, &rounds.findings, &self.config, now);
 
         let account = match &intake.trigger {
             Trigger::Health(h) => h.affected_account.as_deref().or(intake.account.as_deref()),

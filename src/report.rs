@@ -84,6 +84,9 @@ pub struct Report {
     pub resolved: Vec<String>,
     /// False when the state store could not be read: notices were sent without deduplication.
     pub deduplicated: bool,
+    /// Proactive moves (`PROACTIVE_MOVES`): each group's retiring members and the next step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proactive: Vec<crate::proactive::GroupMoves>,
 }
 
 /// Steps planned over all rounds, and what the last round left undone.
@@ -117,6 +120,7 @@ impl Report {
             conditions: vec![],
             resolved: vec![],
             deduplicated: true,
+            proactive: vec![],
         }
     }
 

@@ -63,6 +63,7 @@ pub fn group(name: &str, members: &[u32], suspended: &[(&str, &str)]) -> GroupSn
     GroupSnapshot {
         name: AsgName::parse(name).unwrap(),
         desired: members.len() as i32,
+        min_size: 0,
         suspended: suspended.iter().map(|(n, r)| SuspendedProcess { name: (*n).into(), reason: (*r).into() }).collect(),
         members: members
             .iter()

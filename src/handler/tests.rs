@@ -661,3 +661,36 @@ async fn in_add_mode_a_failed_step_reaches_the_team_and_the_default_topic() {
         assert!(notices[0].body.contains("FAILED (Capacity"), "{topic}: {}", notices[0].body);
     }
 }
+
+#[tokio::test]
+async fn a_dry_run_with_proactive_moves_reports_the_next_move_and_writes_nothing() {
+    let mut s = story();
+    for i in s.instances.values_mut() {
+        i.state = InstanceState::Running;
+        i.state_reason_code = None;
+        i.status = Some(crate::domain::StatusChecks { instance: "ok".into(), system: "ok".into() });
+    }
+    s.groups.values_mut().next().unwrap().suspended.clear();
+    s.instances.get_mut(&id(3)).unwrap().scheduled_events = vec![crate::domain::ScheduledEvent {
+        code: "instance-retirement".into(),
+        description: "The instance is running on degraded hardware".into(),
+        not_before: Some(now() + chrono::Duration::days(5)),
+    }];
+    let env = [
+        ("POLICY", "recover"),
+        ("DRY_RUN", "true"),
+        ("PROACTIVE_MOVES", "true"),
+        ("MAINTENANCE_WINDOW", "Sat 10:00-14:00"),
+        ("HEALTH_ALARM", "es-cluster-green"),
+    ];
+    let g = guard(s, &env);
+    let report = g.handle(&sweep(), now()).await.unwrap();
+    assert!(g.actuator.calls().is_empty());
+    let moves = serde_json::to_value(&report.proactive).unwrap();
+    assert_eq!(moves[0]["group"], "es-data", "{moves:#}");
+    assert_eq!(moves[0]["decision"]["decision"], "step", "{moves:#}");
+    assert_eq!(moves[0]["decision"]["instance"], id(3).as_str());
+    assert_eq!(moves[0]["decision"]["step"]["action"], "begin");
+    // MinSize 0: desired can drop by one, so the member would be held by Standby.
+    assert!(moves[0]["decision"]["step"]["record"].as_str().unwrap().ends_with(" standby"), "{moves:#}");
+}

@@ -268,6 +268,7 @@ fn group_snapshot(g: &AutoScalingGroup) -> Option<GroupSnapshot> {
     Some(GroupSnapshot {
         name: AsgName::parse(g.auto_scaling_group_name()?)?,
         desired: g.desired_capacity().unwrap_or_default(),
+        min_size: g.min_size().unwrap_or_default(),
         suspended: g
             .suspended_processes()
             .iter()

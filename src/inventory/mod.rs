@@ -42,6 +42,9 @@ pub struct Need {
     /// The state and status checks of every member of a group the guard may repair
     /// (POLICY=recover): a resume is planned only from them.
     pub readiness: bool,
+    /// The same for every group with a retiring member or a move under way
+    /// (PROACTIVE_MOVES): a move starts only when every member is in service and ready.
+    pub proactive: bool,
 }
 
 /// The read port. Unknown ids and names are left out of the answers, never errors.
@@ -149,7 +152,7 @@ async fn targets<I: Inventory>(
         down.into_iter().filter(|i| member_ids.contains(&i.id) && !snapshot.instances.contains_key(&i.id)).collect();
     insert_instances(&mut snapshot, down);
     let detailed = |g: &GroupSnapshot| need.readiness || g.tags.contains_key(RECOVERING_TAG);
-    let missing = undescribed(&groups, &snapshot, detailed);
+    let missing = undescribed(&groups, &snapshot, need, detailed);
     snapshot.groups.extend(groups.into_iter().map(|g| (g.name.clone(), g)));
     if !missing.is_empty() {
         insert_instances(&mut snapshot, inv.instances(&missing).await?);
@@ -190,7 +193,7 @@ async fn sweep<I: Inventory>(inv: &I, need: &Need) -> Result<Snapshot, AwsFailur
     apply_statuses(snapshot.instances.values_mut(), &statuses);
 
     // The running members of groups the guard may repair: a resume is planned only from them.
-    let missing = undescribed(&groups, &snapshot, |g| need.readiness && may_be_repaired(g, &snapshot));
+    let missing = undescribed(&groups, &snapshot, need, |g| need.readiness && may_be_repaired(g, &snapshot));
     let mut groups = groups;
     if !missing.is_empty() {
         match inv.instances(&missing).await {
@@ -247,11 +250,12 @@ fn insert_instances(snapshot: &mut Snapshot, found: Vec<InstanceSnapshot>) {
 fn undescribed(
     groups: &[GroupSnapshot],
     snapshot: &Snapshot,
+    need: &Need,
     detailed: impl Fn(&GroupSnapshot) -> bool,
 ) -> Vec<InstanceId> {
     groups
         .iter()
-        .filter(|g| !g.suspended.is_empty() && detailed(g))
+        .filter(|g| (!g.suspended.is_empty() && detailed(g)) || (need.proactive && may_be_moved(g, snapshot)))
         .flat_map(|g| g.members.iter().map(|m| m.id.clone()))
         .filter(|id| !snapshot.instances.contains_key(id))
         .collect::<BTreeSet<_>>()
@@ -271,6 +275,12 @@ fn unchecked(snapshot: &Snapshot) -> Vec<InstanceId> {
 
 /// A group the guard may be repairing: it has a member that is not running (among the
 /// instances read so far) or carries the guard's recovering tag.
+/// A group with a move under way, or a member with a scheduled event.
+fn may_be_moved(group: &GroupSnapshot, snapshot: &Snapshot) -> bool {
+    group.tags.contains_key(crate::proactive::MOVING_TAG)
+        || group.members.iter().any(|m| snapshot.instances.get(&m.id).is_some_and(|i| !i.scheduled_events.is_empty()))
+}
+
 fn may_be_repaired(group: &GroupSnapshot, snapshot: &Snapshot) -> bool {
     group.tags.contains_key(RECOVERING_TAG) || group.members.iter().any(|m| snapshot.instances.contains_key(&m.id))
 }

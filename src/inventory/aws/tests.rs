@@ -508,6 +508,7 @@ async fn groups_convert_suspensions_members_and_tags() {
     let rule = mock!(Asg::describe_auto_scaling_groups).then_output(|| {
         let es = group_with("es-data")
             .desired_capacity(3)
+            .min_size(1)
             .suspended_processes(
                 Suspended::builder()
                     .process_name("Launch")
@@ -543,6 +544,7 @@ async fn groups_convert_suspensions_members_and_tags() {
     let expected = GroupSnapshot {
         name: name("es-data"),
         desired: 3,
+        min_size: 1,
         suspended: vec![
             SuspendedProcess { name: "Launch".into(), reason: "User suspended at 2017-12-09T19:00:23Z".into() },
             SuspendedProcess { name: "HealthCheck".into(), reason: String::new() },
