@@ -4,6 +4,8 @@
 VENV      ?= .venv
 PYTHON    ?= python3
 MOTO_PIN  ?= moto[server]==5.2.5
+# CloudWatch speaks RPC v2 CBOR to the Rust SDK; tests/moto/realaws.py answers it.
+CBOR_PIN  ?= cbor2==6.3.0
 BIN       := target/debug/retirement-guard
 RELEASE   := target/release/retirement-guard
 EVENT     ?= events/manual-sweep.json
@@ -18,7 +20,7 @@ help: ## this list
 
 $(VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(MOTO_PIN)' boto3
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(MOTO_PIN)' boto3 '$(CBOR_PIN)'
 	touch $@
 
 venv: $(VENV)/.installed ## create the local virtualenv with moto[server] and boto3

@@ -392,6 +392,19 @@ pub struct Snapshot {
     pub gone_groups: Vec<AsgName>,
     /// Parts of a sweep's reads that failed: what is in the snapshot is true, but not all there is.
     pub unread: Vec<Unread>,
+    /// The health alarms asked for (PROACTIVE_MOVES), by name: `None` when it does not
+    /// exist; a name that is not here was not read.
+    pub alarms: BTreeMap<String, Option<Alarm>>,
+}
+
+/// A CloudWatch alarm (metric or composite) as DescribeAlarms shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Alarm {
+    pub name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: String,
+    /// When it entered that state (`StateUpdatedTimestamp`).
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// A part of the account a sweep could not read (after the SDK's retries).
@@ -435,6 +448,7 @@ impl Snapshot {
         }
         s.groups.extend(fresh.groups);
         s.instances.extend(fresh.instances);
+        s.alarms.extend(fresh.alarms);
         s
     }
 

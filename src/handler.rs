@@ -181,6 +181,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
         let need = inventory::Need {
             readiness: config.mode == crate::config::Mode::Recover,
             proactive: config.proactive.enabled,
+            health_alarm: config.proactive.health_alarm.clone(),
         };
         loop {
             let snapshot = match inventory::collect(&self.inventory, &scope, &need).await {

@@ -148,7 +148,11 @@ async fn build(config: Config) -> AwsGuard {
     let autoscaling = aws_sdk_autoscaling::Client::new(&sdk);
     Guard {
         region: sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "unknown-region".into()),
-        inventory: AwsInventory { ec2: ec2.clone(), autoscaling: autoscaling.clone() },
+        inventory: AwsInventory {
+            ec2: ec2.clone(),
+            autoscaling: autoscaling.clone(),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+        },
         actuator: AwsActuator { ec2, autoscaling },
         notifier: SnsNotifier { sns: aws_sdk_sns::Client::new(&sdk), delivery: config.delivery.clone() },
         state: match &config.state_table {

@@ -11,13 +11,16 @@
 //! resumed), so the group never launches a replacement either way.
 
 use crate::config::{Config, HEALTH_ALARM_TAG, Mode, POLICY_TAG, PROACTIVE_TAG};
-use crate::domain::{AsgName, GroupSnapshot, InstanceId, InstanceState, RootDevice, Snapshot};
+use crate::domain::{Alarm, AsgName, GroupSnapshot, InstanceId, InstanceState, RootDevice, Snapshot};
 use crate::findings::Finding;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 
 /// The tag the guard puts on a group while it moves one of its members.
 pub const MOVING_TAG: &str = "retirement-guard:moving";
+
+/// The tag the guard leaves on a group when a member's move is done: `<back-at> <instance>`.
+pub const MOVED_TAG: &str = "retirement-guard:moved";
 
 /// The processes the guard suspends to hold a member when Standby is not possible.
 pub const HOLD_PROCESSES: [&str; 2] = ["HealthCheck", "ReplaceUnhealthy"];
@@ -236,14 +239,18 @@ fn first_step(
         let why = format!("the maintenance window ({windows}) is closed; it opens {}", when(opening.opens));
         return Decision::Wait { instance, why, until: Some(opening.opens) };
     }
-    if alarm.is_none() {
+    let Some(alarm) = alarm else {
         let why = format!(
             "no health alarm is named (tag {HEALTH_ALARM_TAG} or HEALTH_ALARM): the guard moves no member of a group whose health it cannot see"
         );
         return manual(why);
-    }
+    };
     if let Some(why) = not_at_full_strength(snapshot, g) {
         return Decision::Wait { instance, why, until: None };
+    }
+    let settle = Duration::minutes(config.proactive.settle_minutes as i64);
+    if let Err((why, until)) = gate(snapshot.alarms.get(alarm), alarm, settle, moved_back(g), now) {
+        return Decision::Wait { instance, why, until };
     }
     // desired − 1 ≥ MinSize: EnterStandby may decrement desired capacity.
     let hold = if g.desired > g.min_size {
@@ -254,6 +261,51 @@ fn first_step(
     };
     let record = MoveRecord { since: now, instance: instance.clone(), hold };
     Decision::Step { instance, step: MoveStep::Begin { record: record.render() } }
+}
+
+/// When the group's last moved member came back (its `MOVED_TAG`).
+fn moved_back(g: &GroupSnapshot) -> Option<DateTime<Utc>> {
+    g.tags.get(MOVED_TAG)?.split_whitespace().next()?.parse().ok()
+}
+
+/// The health gate: open when the alarm exists, is `OK`, and has stayed OK for
+/// `settle`, counted from the later of its last state change and `back` (when the
+/// previous member came back). Closed: why, and when it opens if nothing changes.
+/// `read` is the snapshot's entry for the alarm: absent when it could not be read,
+/// `None` when it does not exist.
+pub fn gate(
+    read: Option<&Option<Alarm>>,
+    name: &str,
+    settle: Duration,
+    back: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), (String, Option<DateTime<Utc>>)> {
+    let alarm = match read {
+        None => return Err((format!("health alarm {name} could not be read (DescribeAlarms)"), None)),
+        Some(None) => {
+            return Err((
+                format!("health alarm {name} does not exist (no metric or composite alarm of that name)"),
+                None,
+            ));
+        }
+        Some(Some(a)) => a,
+    };
+    let Some(since) = alarm.since else {
+        return Err((format!("health alarm {name} is {} with no time of its last change", alarm.state), None));
+    };
+    if alarm.state != "OK" {
+        return Err((format!("health alarm {name} is {} since {}", alarm.state, when(since)), None));
+    }
+    let from = back.map_or(since, |b| b.max(since));
+    if now - from < settle {
+        let why = format!(
+            "health alarm {name} is OK, but only since {}: HEALTH_SETTLE_MINUTES={} are counted from the later of its last change and the previous member's return",
+            when(from),
+            settle.num_minutes()
+        );
+        return Err((why, Some(from + settle)));
+    }
+    Ok(())
 }
 
 /// Why the group cannot spare a member now: one is not in service, not healthy, not

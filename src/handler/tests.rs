@@ -676,6 +676,9 @@ async fn a_dry_run_with_proactive_moves_reports_the_next_move_and_writes_nothing
         description: "The instance is running on degraded hardware".into(),
         not_before: Some(now() + chrono::Duration::days(5)),
     }];
+    let ok_since = Some(now() - chrono::Duration::hours(1));
+    let alarm = crate::domain::Alarm { name: "es-cluster-green".into(), state: "OK".into(), since: ok_since };
+    s.alarms.insert(alarm.name.clone(), Some(alarm));
     let env = [
         ("POLICY", "recover"),
         ("DRY_RUN", "true"),

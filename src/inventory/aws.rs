@@ -2,16 +2,18 @@
 //! (instance-id filter, 200 values per call, so unknown ids are simply absent; or
 //! an instance-state-name filter), DescribeInstanceStatus (≤100 ids per call, or
 //! filtered by scheduled-event code), DescribeAutoScalingGroups
-//! (≤100 names per page), DescribeAutoScalingInstances (≤50 ids per call), all
-//! through the SDK paginators, chunks run concurrently (at most 4 at once).
+//! (≤100 names per page), DescribeAutoScalingInstances (≤50 ids per call),
+//! DescribeAlarms (metric and composite, ≤100 names per call), all through the SDK
+//! paginators, chunks run concurrently (at most 4 at once).
 
 use super::{EVENT_CODES, InstanceStatus, Inventory, Listing, NOT_RUNNING};
 use crate::domain::{
-    AsgName, GROUP_TAG, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Member, RootDevice, ScheduledEvent,
-    StatusChecks, SuspendedProcess,
+    Alarm, AsgName, GROUP_TAG, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Member, RootDevice,
+    ScheduledEvent, StatusChecks, SuspendedProcess,
 };
 use crate::error::{AwsFailure, FailureKind};
 use aws_sdk_autoscaling::types::AutoScalingGroup;
+use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use aws_sdk_ec2::types::{Filter, Instance};
 use aws_smithy_async::future::pagination_stream::PaginationStream;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -29,6 +31,8 @@ const PAGE: i32 = 1000;
 const STATUS_IDS: usize = 100;
 const GROUP_NAMES: usize = 100;
 const MEMBERSHIP_IDS: usize = 50;
+/// Alarm names per DescribeAlarms call (the API's maximum).
+const ALARM_NAMES: usize = 100;
 const CONCURRENCY: usize = 4;
 /// Retries of DescribeInstanceStatus after ids vanished between two reads.
 const NOT_FOUND_RETRIES: usize = 3;
@@ -38,6 +42,7 @@ const NOT_FOUND_RETRIES: usize = 3;
 pub struct AwsInventory {
     pub ec2: aws_sdk_ec2::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 /// Runs `call` over chunks of `items`, at most `CONCURRENCY` at once, and concatenates the answers.
@@ -217,6 +222,41 @@ impl Inventory for AwsInventory {
     async fn scheduled(&self) -> Listing<(InstanceId, InstanceStatus)> {
         self.status_page(None).await
     }
+
+    async fn alarms(&self, names: &[String]) -> Result<Vec<Alarm>, AwsFailure> {
+        chunked(names, ALARM_NAMES, |chunk| async move {
+            // Without AlarmTypes only metric alarms come back.
+            let pages: Vec<_> = self
+                .cloudwatch
+                .describe_alarms()
+                .set_alarm_names(Some(chunk))
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsFailure::from_sdk("DescribeAlarms", &e))?;
+            Ok(pages.iter().flat_map(alarms_of).collect())
+        })
+        .await
+    }
+}
+
+/// The metric and composite alarms of one DescribeAlarms page.
+fn alarms_of(page: &aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput) -> Vec<Alarm> {
+    let alarm = |name: Option<&str>, state: Option<&StateValue>, since: Option<&aws_smithy_types::DateTime>| {
+        Some(Alarm {
+            name: name?.to_owned(),
+            state: state.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            since: since.and_then(to_chrono),
+        })
+    };
+    let metric =
+        page.metric_alarms().iter().map(|a| alarm(a.alarm_name(), a.state_value(), a.state_updated_timestamp()));
+    let composite =
+        page.composite_alarms().iter().map(|a| alarm(a.alarm_name(), a.state_value(), a.state_updated_timestamp()));
+    metric.chain(composite).flatten().collect()
 }
 
 fn not_running_filter() -> Filter {

@@ -1,7 +1,7 @@
 //! `MemoryInventory`: the inventory port over an in-memory `Snapshot`, for tests.
 
 use super::{InstanceStatus, Inventory, Listing};
-use crate::domain::{AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Snapshot};
+use crate::domain::{Alarm, AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Snapshot};
 use crate::error::AwsFailure;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,6 +112,10 @@ impl Inventory for MemoryInventory {
         Listing::from(
             self.running_status("scheduled", |i| !i.scheduled_events.is_empty()).map(|m| m.into_iter().collect()),
         )
+    }
+
+    async fn alarms(&self, names: &[String]) -> Result<Vec<Alarm>, AwsFailure> {
+        self.read("alarms", |s| s.alarms.values().flatten().filter(|a| names.contains(&a.name)).cloned().collect())
     }
 }
 

@@ -5,13 +5,16 @@
 //! the instances that are not running, those with a scheduled event, and the
 //! running members (with their status checks) only of groups the guard may be
 //! repairing; what it cannot read it keeps out and names (`Snapshot::unread`). An
-//! event's scope is read in three round trips under notify. `aws.rs` is the SDK
-//! adapter; `memory.rs` a fake for tests.
+//! event's scope is read in three round trips under notify. With proactive moves, the
+//! members of groups with a retiring member and those groups' health alarms
+//! (DescribeAlarms) are read too. `aws.rs` is the SDK adapter; `memory.rs` a fake for
+//! tests.
 
 pub mod aws;
 
-use crate::domain::RECOVERING_TAG;
+use crate::config::HEALTH_ALARM_TAG;
 use crate::domain::Scope;
+use crate::domain::{Alarm, RECOVERING_TAG};
 use crate::domain::{
     AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, ScheduledEvent, Snapshot, StatusChecks, Unread,
 };
@@ -43,8 +46,11 @@ pub struct Need {
     /// (POLICY=recover): a resume is planned only from them.
     pub readiness: bool,
     /// The same for every group with a retiring member or a move under way
-    /// (PROACTIVE_MOVES): a move starts only when every member is in service and ready.
+    /// (PROACTIVE_MOVES): a move starts only when every member is in service and ready;
+    /// and those groups' health alarms.
     pub proactive: bool,
+    /// The health alarm of a group without the health-alarm tag (`HEALTH_ALARM`).
+    pub health_alarm: Option<String>,
 }
 
 /// The read port. Unknown ids and names are left out of the answers, never errors.
@@ -75,6 +81,8 @@ pub trait Inventory: Sync {
     ) -> impl Future<Output = Result<BTreeMap<InstanceId, InstanceStatus>, AwsFailure>> + Send;
     /// Status of every running instance with a scheduled event of `EVENT_CODES`.
     fn scheduled(&self) -> impl Future<Output = Listing<(InstanceId, InstanceStatus)>> + Send;
+    /// The metric and composite alarms of these names that exist.
+    fn alarms(&self, names: &[String]) -> impl Future<Output = Result<Vec<Alarm>, AwsFailure>> + Send;
 }
 
 /// An account-wide listing: what every page read holds, and the failure that ended
@@ -110,9 +118,37 @@ impl<T> Listing<T> {
 /// keeps what it could read and names the rest in `Snapshot::unread` (`Err` only when
 /// it could read nothing), leaving out any group whose members it could not read.
 pub async fn collect<I: Inventory>(inv: &I, scope: &Scope, need: &Need) -> Result<Snapshot, AwsFailure> {
-    match scope {
+    let mut snapshot = match scope {
         Scope::Sweep => sweep(inv, need).await,
         Scope::Targets { instances, groups } => targets(inv, instances, groups, need).await,
+    }?;
+    if need.proactive {
+        health_alarms(inv, &mut snapshot, need).await;
+    }
+    Ok(snapshot)
+}
+
+/// The health alarms of the groups a move may concern. A failed read leaves them out
+/// (the gate then stays closed, saying so) and fails nothing else.
+async fn health_alarms<I: Inventory>(inv: &I, snapshot: &mut Snapshot, need: &Need) {
+    let names: BTreeSet<String> = snapshot
+        .groups
+        .values()
+        .filter(|g| may_be_moved(g, snapshot))
+        .filter_map(|g| g.tags.get(HEALTH_ALARM_TAG).or(need.health_alarm.as_ref()).cloned())
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let names: Vec<String> = names.into_iter().collect();
+    match inv.alarms(&names).await {
+        Ok(found) => {
+            for name in names {
+                let alarm = found.iter().find(|a| a.name == name).cloned();
+                snapshot.alarms.insert(name, alarm);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "health alarms unreadable: no member moves until they are read"),
     }
 }
 

@@ -38,7 +38,17 @@ fn retiring(days: i64) -> Snapshot {
         s.instances.insert(inst.id.clone(), inst);
     }
     s.groups.insert(g.name.clone(), g);
+    s.alarms.insert("es-cluster-green".into(), Some(alarm("OK", 60)));
     s
+}
+
+/// The health alarm in `state` since `minutes` ago.
+fn alarm(state: &str, minutes: i64) -> crate::domain::Alarm {
+    crate::domain::Alarm {
+        name: "es-cluster-green".into(),
+        state: state.into(),
+        since: Some(now() - Duration::minutes(minutes)),
+    }
 }
 
 fn plan_at(s: &Snapshot, config: &Config, at: DateTime<Utc>) -> Vec<GroupMoves> {
@@ -158,6 +168,37 @@ fn no_alarm_an_instance_store_root_or_a_member_out_of_service_stops_a_new_move()
     es(&mut busy).members[4].lifecycle_state = "Standby".into();
     let Decision::Wait { why, .. } = decision(&busy, &config(&[])) else { panic!() };
     assert!(why.contains("is Standby: only one member of a group is out of service at a time"), "{why}");
+}
+
+#[test]
+fn the_first_move_waits_for_the_health_alarm_to_be_ok_and_settled() {
+    let why_of = |s: &Snapshot| match decision(s, &config(&[])) {
+        Decision::Wait { why, until, .. } => (why, until),
+        other => panic!("{other:#?}"),
+    };
+    let mut s = retiring(5);
+    for (state, says) in [("ALARM", "is ALARM since"), ("INSUFFICIENT_DATA", "is INSUFFICIENT_DATA since")] {
+        s.alarms.insert("es-cluster-green".into(), Some(alarm(state, 60)));
+        let (why, until) = why_of(&s);
+        assert!(why.contains(says) && until.is_none(), "{why}");
+    }
+    s.alarms.insert("es-cluster-green".into(), None);
+    assert!(why_of(&s).0.contains("does not exist"));
+    s.alarms.clear();
+    assert!(why_of(&s).0.contains("could not be read"));
+
+    s.alarms.insert("es-cluster-green".into(), Some(alarm("OK", 4)));
+    let (why, until) = why_of(&s);
+    assert!(why.contains("HEALTH_SETTLE_MINUTES=10"), "{why}");
+    assert_eq!(until, Some(now() + Duration::minutes(6)));
+
+    // OK for an hour, but the previous member came back 3 minutes ago.
+    s.alarms.insert("es-cluster-green".into(), Some(alarm("OK", 60)));
+    let back = (now() - Duration::minutes(3)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    es(&mut s).tags.insert(MOVED_TAG.into(), format!("{back} {}", id(9)));
+    assert_eq!(why_of(&s).1, Some(now() + Duration::minutes(7)));
+    es(&mut s).tags.remove(MOVED_TAG);
+    assert!(matches!(decision(&s, &config(&[])), Decision::Step { .. }));
 }
 
 /// The snapshot with a move of member 2 under way, begun an hour ago.

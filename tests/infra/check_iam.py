@@ -39,7 +39,7 @@ from cfn import (  # noqa: E402
 
 SRC = ROOT / "src"
 # Field name of the SDK client on `self` -> IAM service prefix.
-CLIENTS = {"ec2": "ec2", "autoscaling": "autoscaling", "sns": "sns", "dynamodb": "dynamodb"}
+CLIENTS = {"ec2": "ec2", "autoscaling": "autoscaling", "sns": "sns", "dynamodb": "dynamodb", "cloudwatch": "cloudwatch"}
 CALL = re.compile(r"\bself\s*\.\s*(" + "|".join(CLIENTS) + r")\s*\.\s*([a-z][a-z0-9_]*)\s*\(")
 # The derivation must see calls however rustfmt lays them out.
 _SELF_TEST = {

@@ -714,7 +714,12 @@ fn guard(rules: &Rules) -> MockGuard {
     Guard {
         notifier: SnsNotifier { sns, delivery: config.delivery.clone() },
         config,
-        inventory: AwsInventory { ec2: ec2.clone(), autoscaling: autoscaling.clone() },
+        // No proactive moves here: the alarms client is never called.
+        inventory: AwsInventory {
+            ec2: ec2.clone(),
+            autoscaling: autoscaling.clone(),
+            cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, &[]),
+        },
         actuator: AwsActuator { ec2, autoscaling },
         state: DynamoStateStore { dynamodb, table: TABLE.into() },
         region: "us-east-1".into(),

@@ -12,4 +12,5 @@ mod faults;
 mod fuzz;
 mod golden;
 mod ordering;
+mod proactive;
 mod routing;

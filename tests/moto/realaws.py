@@ -22,6 +22,10 @@ four behaviours of real AWS that moto lacks. Each can be switched at run time:
                  initializing, then ok (or impaired for listed ids); a start moves
                  LaunchTime and drops the instance's pending retirement events.
 
+One protocol moto lacks: CloudWatch answers the Rust SDK in Smithy RPC v2 CBOR
+(`smithy-protocol: rpc-v2-cbor`), which moto does not parse; DescribeAlarms over it is
+answered here from moto's own alarms (the query protocol, boto3's, stays moto's).
+
 One change is for speed only, with the same answers: an EC2 resource's tags are read
 from its own entry of moto's tag store, not by scanning every tag of the region.
 
@@ -74,9 +78,12 @@ import sys
 import threading
 import time
 
+import cbor2
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
 
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, autoscaling_backends
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.core import TaggedEC2Resource
@@ -468,11 +475,61 @@ def is_sqs(environ):
         "HTTP_X_AMZ_TARGET", "").startswith("AmazonSQS")
 
 
+CLOUDWATCH_CBOR = "/service/GraniteServiceVersion20100801/operation/"
+
+
+def credential_scope(environ):
+    """(region, service) of a SigV4-signed request."""
+    credential = environ.get("HTTP_AUTHORIZATION", "").partition("Credential=")[2]
+    scope = credential.split(",")[0].split("/")  # KEY/date/region/service/aws4_request
+    return (scope[2], scope[3]) if len(scope) > 3 else ("us-east-1", "")
+
+
+def cloudwatch_cbor(environ, start_response):
+    """CloudWatch over RPC v2 CBOR: DescribeAlarms (by name, metric and composite)."""
+    operation = environ["PATH_INFO"][len(CLOUDWATCH_CBOR):]
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+
+    def answer(status, body):
+        data = cbor2.dumps(body, datetime_as_timestamp=True, timezone=datetime.timezone.utc)
+        start_response(status, headers + [("Content-Length", str(len(data)))])
+        return [data]
+
+    try:
+        params = cbor2.loads(raw) if raw else {}
+    except Exception as e:  # noqa: BLE001 - any undecodable body
+        return answer("400 Bad Request", {"__type": "SerializationException", "message": str(e)})
+    if operation != "DescribeAlarms":
+        why = f"{operation} over rpc-v2-cbor is not served by this local AWS"
+        return answer("400 Bad Request", {"__type": "InvalidAction", "message": why})
+    region, _ = credential_scope(environ)
+    with world_lock:
+        backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID][region]
+        names = params.get("AlarmNames") or []
+        alarms = backend.get_alarms_by_alarm_names(names) if names else backend.describe_alarms()
+
+    def shown(a):
+        since = a.state_updated_timestamp
+        if since.tzinfo is None:  # moto's timestamps are naive UTC
+            since = since.replace(tzinfo=datetime.timezone.utc)
+        return {"AlarmName": a.name, "AlarmArn": a.alarm_arn, "StateValue": a.state_value,
+                "StateReason": a.state_reason or "", "StateUpdatedTimestamp": since}
+
+    return answer("200 OK", {
+        "MetricAlarms": [shown(a) for a in alarms if a.rule is None],
+        "CompositeAlarms": [shown(a) for a in alarms if a.rule is not None],
+    })
+
+
 def realism(app):
     def middleware(environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path.startswith("/__realism/"):
             return control(environ, start_response)
+        if path.startswith(CLOUDWATCH_CBOR) and environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+            return cloudwatch_cbor(environ, start_response)
         if is_sqs(environ):
             with world_lock:
                 advance_world()

@@ -798,6 +798,24 @@ def cmd_topic(args):
     return {"topic_arn": topic_arn, "queue_url": queue_url}
 
 
+def cmd_alarm(args):
+    cw = client(args.endpoint, "cloudwatch")
+    if not cw.describe_alarms(AlarmNames=[args.name]).get("MetricAlarms"):
+        cw.put_metric_alarm(
+            AlarmName=args.name,
+            Namespace="AWS/ES",
+            MetricName="ClusterStatus.green",
+            Statistic="Minimum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="LessThanThreshold",
+        )
+    cw.set_alarm_state(AlarmName=args.name, StateValue=args.state, StateReason="set by scenario.py")
+    alarm = cw.describe_alarms(AlarmNames=[args.name])["MetricAlarms"][0]
+    return {"name": args.name, "state": alarm["StateValue"], "since": str(alarm["StateUpdatedTimestamp"])}
+
+
 def cmd_reset(args):
     moto_api(args.endpoint, "/moto-api/reset")
     return {"reset": True}
@@ -937,6 +955,11 @@ def build_parser():
     s.add_argument("--name", required=True)
     s.add_argument("--queue", required=True)
     s.set_defaults(func=cmd_topic)
+
+    s = sub.add_parser("alarm", help="a CloudWatch metric alarm in this state (created if missing)")
+    s.add_argument("--name", required=True)
+    s.add_argument("--state", choices=("OK", "ALARM", "INSUFFICIENT_DATA"), required=True)
+    s.set_defaults(func=cmd_alarm)
 
     s = sub.add_parser("reset", help="wipe all moto state")
     s.set_defaults(func=cmd_reset)

@@ -343,6 +343,26 @@ class Realism(World):
             found = ec2.describe_instances(Filters=[{"Name": "tag:k0", "Values": ["changed"]}])
             self.assertEqual([i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]], ids[1:2])
 
+    def test_cloudwatch_answers_describe_alarms_over_rpc_v2_cbor_as_the_rust_sdk_asks(self):
+        import cbor2
+        run_scenario(self.ep, "alarm", "--name", "es-green", "--state", "ALARM")
+        body = cbor2.dumps({"AlarmNames": ["es-green", "gone"], "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]})
+        path = "/service/GraniteServiceVersion20100801/operation/DescribeAlarms"
+        headers = {"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor", "Accept": "application/cbor"}
+        req = urllib.request.Request(self.ep + path, data=body, method="POST", headers=headers)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            self.assertEqual(resp.headers["smithy-protocol"], "rpc-v2-cbor")
+            out = cbor2.loads(resp.read())
+        [alarm] = out["MetricAlarms"]
+        self.assertEqual((alarm["AlarmName"], alarm["StateValue"]), ("es-green", "ALARM"))
+        self.assertIsInstance(alarm["StateUpdatedTimestamp"], datetime.datetime)
+        self.assertEqual(out["CompositeAlarms"], [])
+        other = path.replace("DescribeAlarms", "PutMetricData")
+        req = urllib.request.Request(self.ep + other, data=cbor2.dumps({}), method="POST", headers=headers)
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10)
+        self.assertEqual(cbor2.loads(refused.exception.read())["__type"], "InvalidAction")
+
     def test_settings_are_checked(self):
         code, settings = http(self.ep, "/__realism/settings")
         self.assertEqual(code, 200)

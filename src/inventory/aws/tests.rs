@@ -52,9 +52,57 @@ fn asg_client(mode: RuleMode, rules: &[&Rule]) -> Asg {
     mock_client!(aws_sdk_autoscaling, mode, rules, |c| c.retry_config(retries()).sleep_impl(NoWait))
 }
 
+fn cloudwatch_client(rules: &[&Rule]) -> aws_sdk_cloudwatch::Client {
+    mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, rules, |c| c.retry_config(retries()).sleep_impl(NoWait))
+}
+
 /// An inventory whose clients answer only the given rules (any other call panics).
 fn inventory(mode: RuleMode, ec2_rules: &[&Rule], asg_rules: &[&Rule]) -> AwsInventory {
-    AwsInventory { ec2: ec2_client(mode, ec2_rules), autoscaling: asg_client(mode, asg_rules) }
+    AwsInventory {
+        ec2: ec2_client(mode, ec2_rules),
+        autoscaling: asg_client(mode, asg_rules),
+        cloudwatch: cloudwatch_client(&[]),
+    }
+}
+
+#[tokio::test]
+async fn alarms_of_both_kinds_are_read_with_their_state_and_its_time() {
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, MetricAlarm, StateValue};
+    let at = aws_smithy_types::DateTime::from_secs(1_795_867_200);
+    let rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .match_requests(|r| {
+            r.alarm_types() == [AlarmType::MetricAlarm, AlarmType::CompositeAlarm] && r.alarm_names().len() == 3
+        })
+        .then_output(move || {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(
+                    MetricAlarm::builder()
+                        .alarm_name("disk")
+                        .state_value(StateValue::Alarm)
+                        .state_updated_timestamp(at)
+                        .build(),
+                )
+                .composite_alarms(
+                    CompositeAlarm::builder()
+                        .alarm_name("es-green")
+                        .state_value(StateValue::Ok)
+                        .state_updated_timestamp(at)
+                        .build(),
+                )
+                .build()
+        });
+    let inv = AwsInventory { cloudwatch: cloudwatch_client(&[&rule]), ..inventory(RuleMode::MatchAny, &[], &[]) };
+    let names = ["disk".to_owned(), "es-green".to_owned(), "gone".to_owned()];
+    let found = inv.alarms(&names).await.unwrap();
+    let since = Some("2026-11-28T12:00:00Z".parse().unwrap());
+    assert_eq!(
+        found,
+        [
+            crate::domain::Alarm { name: "disk".into(), state: "ALARM".into(), since },
+            crate::domain::Alarm { name: "es-green".into(), state: "OK".into(), since },
+        ]
+    );
 }
 
 fn id(text: &str) -> InstanceId {
