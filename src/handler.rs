@@ -201,7 +201,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             };
             report.rounds += 1;
             let found = self.assess(intake, &snapshot, &announced, now);
-            let mut plan = policy::plan(&found, &snapshot, config, &progress);
+            let mut plan = policy::plan(&found, &snapshot, config, &progress, now);
             if report.rounds == 1 {
                 report.gone_instances = snapshot.gone_instances.clone();
                 report.gone_groups = snapshot.gone_groups.clone();
@@ -285,7 +285,7 @@ impl<I: Inventory, A: Actuator, N: Notifier, S: StateStore> Guard<I, A, N, S> {
             learn(progress, &last.iter().map(Outcome::dry_run).collect::<Vec<_>>());
             view = actions::assume_done(&view, &last, now);
             let found = self.assess(intake, &view, announced, now);
-            let mut next = policy::plan(&found, &view, &self.config, progress).steps;
+            let mut next = policy::plan(&found, &view, &self.config, progress, now).steps;
             if next.is_empty() {
                 break;
             }

@@ -4,13 +4,14 @@
 //! may only narrow what the stack's POLICY allows; start bounds hold for the whole
 //! invocation and are shared fairly between groups.
 
-use crate::config::{Config, Mode, POLICY_TAG};
+use crate::config::{Config, HEALTH_ALARM_TAG, Mode, POLICY_TAG};
 pub use crate::domain::RECOVERING_TAG;
 use crate::domain::{
     AsgName, GroupSnapshot, InstanceId, InstanceSnapshot, InstanceState, Recovery, RootDevice, Snapshot, StopCause,
     Suspender,
 };
 use crate::findings::Finding;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -175,12 +176,19 @@ struct Planner<'a> {
     config: &'a Config,
     snapshot: &'a Snapshot,
     progress: &'a Progress,
+    now: DateTime<Utc>,
     plan: Plan,
 }
 
 /// Computes the plan for the current state, given what earlier rounds of this invocation did.
-pub fn plan(findings: &[Finding], snapshot: &Snapshot, config: &Config, progress: &Progress) -> Plan {
-    let mut p = Planner { config, snapshot, progress, plan: Plan::default() };
+pub fn plan(
+    findings: &[Finding],
+    snapshot: &Snapshot,
+    config: &Config,
+    progress: &Progress,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut p = Planner { config, snapshot, progress, now, plan: Plan::default() };
     let mut units = p.units(findings);
     p.allocate(&mut units);
     for unit in &units {
@@ -549,6 +557,10 @@ impl<'a> Planner<'a> {
         } else if !readiness.not_ready.is_empty() {
             let reason = format!("waiting: {}", readiness.not_ready.join("; "));
             self.skip("resume_processes", gname, reason, readiness.settling);
+        } else if !owned.is_empty()
+            && let Some(why) = self.health_gate(group)
+        {
+            self.skip("resume_processes", gname, format!("{why}; the processes are resumed once it is open"), false);
         } else if !owned.is_empty() {
             let healthy = if readiness.healthy_soon { " (after marking restarted members Healthy)" } else { "" };
             self.step(
@@ -564,6 +576,14 @@ impl<'a> Planner<'a> {
                 "every member is running and healthy; nothing left to resume".into(),
             );
         }
+    }
+
+    /// Why the group's health alarm (tag `retirement-guard:health-alarm`, else
+    /// `HEALTH_ALARM`) keeps its processes suspended, when one is named and not open.
+    fn health_gate(&self, group: &GroupSnapshot) -> Option<String> {
+        let name = group.tags.get(HEALTH_ALARM_TAG).or(self.config.proactive.health_alarm.as_ref())?;
+        let settle = chrono::Duration::minutes(self.config.proactive.settle_minutes as i64);
+        crate::proactive::gate(self.snapshot.alarms.get(name), name, settle, None, self.now).err().map(|(why, _)| why)
     }
 
     /// A step that failed (or found its target gone) earlier in this invocation is not
@@ -599,10 +619,10 @@ mod tests {
     use super::*;
     use crate::config::tests::config_with;
     use crate::domain::{StatusChecks, SuspendedProcess};
-    use crate::findings::tests::{found, id, instance, story, three_groups};
+    use crate::findings::tests::{found, id, instance, now, story, three_groups};
 
     fn plan_for(s: &Snapshot, env: &[(&str, &str)]) -> Plan {
-        plan(&found(s, &[]), s, &config_with(env).unwrap(), &Progress::default())
+        plan(&found(s, &[]), s, &config_with(env).unwrap(), &Progress::default(), now())
     }
 
     fn actions(p: &Plan) -> Vec<&'static str> {
@@ -676,6 +696,36 @@ mod tests {
 
     fn g_name() -> AsgName {
         AsgName::parse("es-data").unwrap()
+    }
+
+    #[test]
+    fn a_named_health_alarm_holds_the_resume_until_it_is_ok_and_settled_and_the_tag_with_it() {
+        let env = [("POLICY", "recover"), ("HEALTH_ALARM", "es-green")];
+        let alarm = |state: &str, minutes: i64| crate::domain::Alarm {
+            name: "es-green".into(),
+            state: state.into(),
+            since: Some(now() - chrono::Duration::minutes(minutes)),
+        };
+        let mut s = restarted();
+        s.alarms.insert("es-green".into(), Some(alarm("ALARM", 60)));
+        let p = plan_for(&s, &env);
+        assert!(actions(&p).is_empty(), "no resume and the recovering tag stays: {:?}", p.steps);
+        let why = &p.skipped.iter().find(|x| x.action == "resume_processes").unwrap().reason;
+        assert!(
+            why.contains("health alarm es-green is ALARM since") && why.contains("resumed once it is open"),
+            "{why}"
+        );
+        s.alarms.insert("es-green".into(), Some(alarm("OK", 3)));
+        assert!(actions(&plan_for(&s, &env)).is_empty(), "OK for 3 of the 10 settle minutes");
+        s.alarms.insert("es-green".into(), Some(alarm("OK", 30)));
+        assert_eq!(actions(&plan_for(&s, &env)), ["resume_processes", "clear_recovering"]);
+        s.alarms.clear();
+        assert!(actions(&plan_for(&s, &env)).is_empty(), "an alarm that could not be read holds it too");
+        assert_eq!(
+            actions(&plan_for(&s, &[("POLICY", "recover")])),
+            ["resume_processes", "clear_recovering"],
+            "no alarm named: no gate"
+        );
     }
 
     #[test]
@@ -847,10 +897,10 @@ mod tests {
         let s = three_groups();
         let config = config_with(&[("POLICY", "recover"), ("MAX_STARTS_PER_INVOCATION", "2")]).unwrap();
         let progress = Progress { started: vec![(id(11), Some(AsgName::parse("a").unwrap()))], failed: vec![] };
-        let p = plan(&found(&s, &[]), &s, &config, &progress);
+        let p = plan(&found(&s, &[]), &s, &config, &progress, now());
         assert_eq!(starts(&p).len(), 1, "one start left of two: {:?}", p.steps);
         let full = Progress { started: vec![(id(11), None), (id(21), None)], failed: vec![] };
-        assert!(starts(&plan(&found(&s, &[]), &s, &config, &full)).is_empty());
+        assert!(starts(&plan(&found(&s, &[]), &s, &config, &full, now())).is_empty());
     }
 
     #[test]
@@ -920,7 +970,7 @@ mod tests {
         let s = story();
         let config = config_with(&[("POLICY", "restart")]).unwrap();
         let failed = vec![Action::StartInstance { instance: id(1), group: Some(g_name()) }];
-        let p = plan(&found(&s, &[]), &s, &config, &Progress { started: vec![], failed });
+        let p = plan(&found(&s, &[]), &s, &config, &Progress { started: vec![], failed }, now());
         assert_eq!(starts(&p), [id(2)]);
         assert!(p.skipped.iter().any(|x| x.target == id(1).to_string() && x.reason.contains("failed earlier")));
     }

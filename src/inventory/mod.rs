@@ -122,19 +122,20 @@ pub async fn collect<I: Inventory>(inv: &I, scope: &Scope, need: &Need) -> Resul
         Scope::Sweep => sweep(inv, need).await,
         Scope::Targets { instances, groups } => targets(inv, instances, groups, need).await,
     }?;
-    if need.proactive {
+    if need.proactive || need.readiness {
         health_alarms(inv, &mut snapshot, need).await;
     }
     Ok(snapshot)
 }
 
-/// The health alarms of the groups a move may concern. A failed read leaves them out
-/// (the gate then stays closed, saying so) and fails nothing else.
+/// The health alarms of the groups a move or a repair may concern (none named: no
+/// read). A failed read leaves them out (the gate then stays closed, saying so) and
+/// fails nothing else.
 async fn health_alarms<I: Inventory>(inv: &I, snapshot: &mut Snapshot, need: &Need) {
     let names: BTreeSet<String> = snapshot
         .groups
         .values()
-        .filter(|g| may_be_moved(g, snapshot))
+        .filter(|g| (need.proactive && may_be_moved(g, snapshot)) || (need.readiness && may_be_repaired(g, snapshot)))
         .filter_map(|g| g.tags.get(HEALTH_ALARM_TAG).or(need.health_alarm.as_ref()).cloned())
         .collect();
     if names.is_empty() {

@@ -60,3 +60,27 @@ fn a_dry_run_plans_the_move_of_an_announced_member_only_once_the_health_alarm_is
     let changes: Vec<String> = strings(&writes["writes"]).into_iter().filter(|a| a != "Publish").collect();
     assert!(changes.is_empty(), "a dry run changes nothing but notifies: {writes:#}");
 }
+
+#[test]
+fn a_repair_resumes_the_story_group_only_once_its_health_alarm_is_ok() {
+    let w = World::new();
+    w.moto.scenario(&["alarm", "--name", "es-green", "--state", "ALARM"]);
+    let env = [("POLICY", "recover"), ("HEALTH_ALARM", "es-green"), ("HEALTH_SETTLE_MINUTES", "0")];
+    let held = w.run(&["sweep"], &env);
+    let done: Vec<&str> = held["outcomes"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
+    assert!(!done.contains(&"resume_processes") && done.contains(&"start_instance"), "{held:#}");
+    assert_eq!(suspended(&w.state(), "es-data"), ["Launch", "Terminate"], "held while the cluster is not healthy");
+    let why = held["plan"]["skipped"].to_string();
+    assert!(why.contains("health alarm es-green is ALARM since"), "{why}");
+    for id in w.stopped() {
+        assert_eq!(instance_state(&w.state(), &id), "running", "the members are started all the same");
+    }
+
+    w.moto.scenario(&["alarm", "--name", "es-green", "--state", "OK"]);
+    let resumed = w.run(&["sweep"], &env);
+    let done: Vec<&str> =
+        resumed["outcomes"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
+    assert!(done.contains(&"resume_processes") && done.contains(&"clear_recovering"), "{resumed:#}");
+    assert!(suspended(&w.state(), "es-data").is_empty());
+    assert_eq!(w.moto.realism_stats()["terminated"], serde_json::json!([]), "no member lost on the way");
+}
