@@ -26,7 +26,7 @@ pub const MOVED_TAG: &str = "retirement-guard:moved";
 pub const HOLD_PROCESSES: [&str; 2] = ["HealthCheck", "ReplaceUnhealthy"];
 
 /// Event codes a stop and start clears: the instance is moved to healthy hardware.
-const MOVABLE: [&str; 6] = [
+pub const MOVABLE: [&str; 6] = [
     "instance-retirement",
     "instance-stop",
     "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",

@@ -312,10 +312,13 @@ fn unchecked(snapshot: &Snapshot) -> Vec<InstanceId> {
 
 /// A group the guard may be repairing: it has a member that is not running (among the
 /// instances read so far) or carries the guard's recovering tag.
-/// A group with a move under way, or a member with a scheduled event.
+/// A group with a move under way, or a member with an event a move clears.
 fn may_be_moved(group: &GroupSnapshot, snapshot: &Snapshot) -> bool {
+    let movable = |i: &InstanceSnapshot| {
+        i.scheduled_events.iter().any(|e| crate::proactive::MOVABLE.contains(&e.code.as_str()))
+    };
     group.tags.contains_key(crate::proactive::MOVING_TAG)
-        || group.members.iter().any(|m| snapshot.instances.get(&m.id).is_some_and(|i| !i.scheduled_events.is_empty()))
+        || group.members.iter().any(|m| snapshot.instances.get(&m.id).is_some_and(movable))
 }
 
 fn may_be_repaired(group: &GroupSnapshot, snapshot: &Snapshot) -> bool {
