@@ -395,6 +395,8 @@ pub struct Snapshot {
     /// The health alarms asked for (PROACTIVE_MOVES), by name: `None` when it does not
     /// exist; a name that is not here was not read.
     pub alarms: BTreeMap<String, Option<Alarm>>,
+    /// Health alarms this read asked for and could not read (an older reading of them is stale).
+    pub alarms_unread: Vec<String>,
 }
 
 /// A CloudWatch alarm (metric or composite) as DescribeAlarms shows it.
@@ -448,6 +450,9 @@ impl Snapshot {
         }
         s.groups.extend(fresh.groups);
         s.instances.extend(fresh.instances);
+        for name in &fresh.alarms_unread {
+            s.alarms.remove(name);
+        }
         s.alarms.extend(fresh.alarms);
         s
     }

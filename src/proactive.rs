@@ -249,7 +249,7 @@ fn first_step(
         return Decision::Wait { instance, why, until: None };
     }
     let settle = Duration::minutes(config.proactive.settle_minutes as i64);
-    if let Err((why, until)) = gate(snapshot.alarms.get(alarm), alarm, settle, moved_back(g), now) {
+    if let Err((why, until)) = gate(snapshot.alarms.get(alarm), alarm, settle, moved_back(g, now), now) {
         return Decision::Wait { instance, why, until };
     }
     // desired − 1 ≥ MinSize: EnterStandby may decrement desired capacity.
@@ -263,9 +263,10 @@ fn first_step(
     Decision::Step { instance, step: MoveStep::Begin { record: record.render() } }
 }
 
-/// When the group's last moved member came back (its `MOVED_TAG`).
-fn moved_back(g: &GroupSnapshot) -> Option<DateTime<Utc>> {
-    g.tags.get(MOVED_TAG)?.split_whitespace().next()?.parse().ok()
+/// When the group's last moved member came back (its `MOVED_TAG`); a time to come
+/// is not one (a tag anyone can write is not trusted further than that).
+fn moved_back(g: &GroupSnapshot, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    g.tags.get(MOVED_TAG)?.split_whitespace().next()?.parse().ok().filter(|t| *t <= now)
 }
 
 /// The health gate: open when the alarm exists, is `OK`, and has stayed OK for
@@ -296,7 +297,7 @@ pub fn gate(
     if alarm.state != "OK" {
         return Err((format!("health alarm {name} is {} since {}", alarm.state, when(since)), None));
     }
-    let from = back.map_or(since, |b| b.max(since));
+    let from = back.map_or(since, |b| b.max(since)).min(now);
     if now - from < settle {
         let why = format!(
             "health alarm {name} is OK, but only since {}: HEALTH_SETTLE_MINUTES={} are counted from the later of its last change and the previous member's return",

@@ -106,7 +106,9 @@ fn minute_of_week(t: DateTime<Utc>) -> u32 {
 fn range(part: &str) -> Result<Range, String> {
     let bad = |why: &str| Err(format!("{part:?}: {why}; expected e.g. \"Sun 02:00-05:00\" or \"Sat 22:00-Sun 04:00\""));
     let Some((from, to)) = part.split_once('-') else { return bad("no '-' between the start and the end") };
-    let Some(start) = moment(from.trim(), None) else { return bad("the start is not \"<day> HH:MM\"") };
+    let Some(start) = moment(from.trim(), None).filter(|m| m % 1440 != 0 || !from.trim().ends_with("24:00")) else {
+        return bad("the start is not \"<day> HH:MM\" (from 00:00 to 23:59)");
+    };
     let Some(end) = moment(to.trim(), Some(start / 1440)) else { return bad("the end is not \"[<day>] HH:MM\"") };
     let end_day_named = to.trim().contains(' ');
     if !end_day_named && end <= start {
@@ -202,6 +204,7 @@ mod tests {
             ("Sun 05:00-02:00", "the end is not after the start"),
             ("Sun 02:00-Sun 02:00", "the window is empty"),
             ("Sun 02:00-05:00, Mon 01:60-02:00", "\"Mon 01:60-02:00\""),
+            ("Sun 24:00-Mon 02:00", "the start is not"),
         ] {
             let e = Windows::parse(text).unwrap_err();
             assert!(e.contains(says), "{text:?}: {e}");

@@ -137,6 +137,8 @@ async fn health_alarms<I: Inventory>(inv: &I, snapshot: &mut Snapshot, need: &Ne
         .values()
         .filter(|g| (need.proactive && may_be_moved(g, snapshot)) || (need.readiness && may_be_repaired(g, snapshot)))
         .filter_map(|g| g.tags.get(HEALTH_ALARM_TAG).or(need.health_alarm.as_ref()).cloned())
+        // Not an alarm name (a tag can hold anything): left unread, that group's gate stays closed.
+        .filter(|n| (1..=255).contains(&n.chars().count()) && !n.chars().any(char::is_control))
         .collect();
     if names.is_empty() {
         return;
@@ -149,7 +151,10 @@ async fn health_alarms<I: Inventory>(inv: &I, snapshot: &mut Snapshot, need: &Ne
                 snapshot.alarms.insert(name, alarm);
             }
         }
-        Err(e) => tracing::warn!(error = %e, "health alarms unreadable: no member moves until they are read"),
+        Err(e) => {
+            tracing::warn!(error = %e, "health alarms unreadable: no member moves until they are read");
+            snapshot.alarms_unread = names;
+        }
     }
 }
 
@@ -314,9 +319,8 @@ fn unchecked(snapshot: &Snapshot) -> Vec<InstanceId> {
 /// instances read so far) or carries the guard's recovering tag.
 /// A group with a move under way, or a member with an event a move clears.
 fn may_be_moved(group: &GroupSnapshot, snapshot: &Snapshot) -> bool {
-    let movable = |i: &InstanceSnapshot| {
-        i.scheduled_events.iter().any(|e| crate::proactive::MOVABLE.contains(&e.code.as_str()))
-    };
+    let movable =
+        |i: &InstanceSnapshot| i.scheduled_events.iter().any(|e| crate::proactive::MOVABLE.contains(&e.code.as_str()));
     group.tags.contains_key(crate::proactive::MOVING_TAG)
         || group.members.iter().any(|m| snapshot.instances.get(&m.id).is_some_and(movable))
 }

@@ -197,6 +197,9 @@ fn the_first_move_waits_for_the_health_alarm_to_be_ok_and_settled() {
     let back = (now() - Duration::minutes(3)).to_rfc3339_opts(SecondsFormat::Secs, true);
     es(&mut s).tags.insert(MOVED_TAG.into(), format!("{back} {}", id(9)));
     assert_eq!(why_of(&s).1, Some(now() + Duration::minutes(7)));
+    // A return time to come (anyone can write a tag) is no return: no overflow, no wait.
+    es(&mut s).tags.insert(MOVED_TAG.into(), format!("+262142-12-31T23:59:59Z {}", id(9)));
+    assert!(matches!(decision(&s, &config(&[])), Decision::Step { .. }));
     es(&mut s).tags.remove(MOVED_TAG);
     assert!(matches!(decision(&s, &config(&[])), Decision::Step { .. }));
 }
