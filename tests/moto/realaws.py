@@ -21,6 +21,9 @@ four behaviours of real AWS that moto lacks. Each can be switched at run time:
   timing         StartInstances gives pending, then running; status checks read
                  initializing, then ok (or impaired for listed ids); a start moves
                  LaunchTime and drops the instance's pending retirement events.
+  standby        EnterStandby takes only InService members and, decrementing desired
+                 capacity, refuses to go below MinSize; ExitStandby takes only
+                 Standby members (ValidationError, as AWS; moto checks neither).
 
 One protocol moto lacks: CloudWatch answers the Rust SDK in Smithy RPC v2 CBOR
 (`smithy-protocol: rpc-v2-cbor`), which moto does not parse; DescribeAlarms over it is
@@ -39,6 +42,7 @@ seconds 0, which leaves moto's own behaviour):
   initializing_seconds    2.0    status checks initializing this long after running
   impaired                []     instance ids whose instance status check fails
   start_moves_launch_time true   a start sets LaunchTime to now
+  standby_checks          true   EnterStandby/ExitStandby check state and MinSize
 
 Control endpoints, JSON in and out (errors: HTTP 400 {"error": "..."}):
   GET  /__realism/settings   every switch and its value
@@ -84,6 +88,7 @@ from werkzeug.wrappers import Request, Response
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.autoscaling.exceptions import ValidationError
 from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, autoscaling_backends
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.core import TaggedEC2Resource
@@ -104,6 +109,7 @@ DEFAULTS = {
     "initializing_seconds": 2.0,
     "impaired": [],
     "start_moves_launch_time": True,
+    "standby_checks": True,
 }
 PLAIN = {
     "suspension_reasons": False,
@@ -112,6 +118,7 @@ PLAIN = {
     "pending_seconds": 0.0,
     "initializing_seconds": 0.0,
     "start_moves_launch_time": False,
+    "standby_checks": False,
 }
 PROCESSES = {"Launch", "Terminate", "AddToLoadBalancer", "AlarmNotification", "AZRebalance",
              "HealthCheck", "InstanceRefresh", "ReplaceUnhealthy", "ScheduledActions"}
@@ -320,6 +327,46 @@ FakeAutoScalingGroup.suspended_processes = property(
     _suspended_processes, FakeAutoScalingGroup.suspended_processes.fset)
 AutoScalingBackend.suspend_processes = _suspend
 AutoScalingBackend.resume_processes = _resume
+
+
+# ---------------------------------------------------------------- 5: standby
+# https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-enter-exit-standby.html
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_EnterStandby.html
+
+_orig_enter_standby = AutoScalingBackend.enter_standby_instances
+_orig_exit_standby = AutoScalingBackend.exit_standby_instances
+
+
+def _lifecycle(group, instance_ids):
+    return {s.instance.id: s.lifecycle_state for s in group.instance_states if s.instance.id in instance_ids}
+
+
+def _enter_standby(self, group_name, instance_ids, should_decrement):
+    group = self.autoscaling_groups.get(group_name)
+    if group is not None and settings["standby_checks"]:
+        states = _lifecycle(group, instance_ids)
+        for iid in instance_ids:
+            if states.get(iid) != "InService":
+                raise ValidationError(f"The instance {iid} is not in InService (it is {states.get(iid, 'not a member')}).")
+        if should_decrement and group.desired_capacity - len(instance_ids) < group.min_size:
+            raise ValidationError(
+                f"AutoScalingGroup {group_name} has min-size={group.min_size}, desired-capacity="
+                f"{group.desired_capacity}: decrementing it by {len(instance_ids)} would go below min-size.")
+    return _orig_enter_standby(self, group_name, instance_ids, should_decrement)
+
+
+def _exit_standby(self, group_name, instance_ids):
+    group = self.autoscaling_groups.get(group_name)
+    if group is not None and settings["standby_checks"]:
+        states = _lifecycle(group, instance_ids)
+        for iid in instance_ids:
+            if states.get(iid) != "Standby":
+                raise ValidationError(f"The instance {iid} is not in Standby (it is {states.get(iid, 'not a member')}).")
+    return _orig_exit_standby(self, group_name, instance_ids)
+
+
+AutoScalingBackend.enter_standby_instances = _enter_standby
+AutoScalingBackend.exit_standby_instances = _exit_standby
 
 
 # ---------------------------------------------------------------- speed, same answers

@@ -119,6 +119,10 @@ class World(unittest.TestCase):
             self.asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=list(suspend))
         return ids
 
+    def lifecycle(self, name):
+        groups = scenario.all_groups(self.asg, [name])
+        return {i["InstanceId"]: i["LifecycleState"] for g in groups for i in g.get("Instances", [])}
+
     def members(self, name):
         groups = scenario.all_groups(self.asg, [name])
         return {i["InstanceId"]: i["HealthStatus"] for g in groups for i in g.get("Instances", [])}
@@ -222,6 +226,7 @@ class Realism(World):
 
     def test_standby_members_are_left_alone(self):
         ids = self.group("g", 2, suspend=["Terminate"])
+        self.asg.update_auto_scaling_group(AutoScalingGroupName="g", MinSize=1)  # room to decrement
         self.asg.enter_standby(AutoScalingGroupName="g", InstanceIds=[ids[0]],
                                ShouldDecrementDesiredCapacity=True)
         self.ec2.stop_instances(InstanceIds=[ids[0]])
@@ -363,13 +368,33 @@ class Realism(World):
             urllib.request.urlopen(req, timeout=10)
         self.assertEqual(cbor2.loads(refused.exception.read())["__type"], "InvalidAction")
 
+    def test_standby_takes_only_in_service_members_and_never_drops_desired_below_min_size(self):
+        import botocore.exceptions
+        ids = self.group("g", 3)  # MinSize = desired = 3
+        with self.assertRaises(botocore.exceptions.ClientError) as below:
+            self.asg.enter_standby(AutoScalingGroupName="g", InstanceIds=[ids[0]], ShouldDecrementDesiredCapacity=True)
+        self.assertIn("below min-size", str(below.exception))
+        self.asg.update_auto_scaling_group(AutoScalingGroupName="g", MinSize=2)
+        self.asg.enter_standby(AutoScalingGroupName="g", InstanceIds=[ids[0]], ShouldDecrementDesiredCapacity=True)
+        group = scenario.all_groups(self.asg, ["g"])[0]
+        self.assertEqual((group["DesiredCapacity"], self.lifecycle("g")[ids[0]]), (2, "Standby"))
+        with self.assertRaises(botocore.exceptions.ClientError) as twice:
+            self.asg.enter_standby(AutoScalingGroupName="g", InstanceIds=[ids[0]], ShouldDecrementDesiredCapacity=True)
+        self.assertIn("is not in InService", str(twice.exception))
+        self.asg.exit_standby(AutoScalingGroupName="g", InstanceIds=[ids[0]])
+        group = scenario.all_groups(self.asg, ["g"])[0]
+        self.assertEqual((group["DesiredCapacity"], self.lifecycle("g")[ids[0]]), (3, "InService"))
+        with self.assertRaises(botocore.exceptions.ClientError) as out:
+            self.asg.exit_standby(AutoScalingGroupName="g", InstanceIds=[ids[1]])
+        self.assertIn("is not in Standby", str(out.exception))
+
     def test_settings_are_checked(self):
         code, settings = http(self.ep, "/__realism/settings")
         self.assertEqual(code, 200)
         self.assertEqual(settings, {
             "suspension_reasons": True, "health_checks": True, "replace_unhealthy": True,
             "unhealthy_after_seconds": 1.0, "pending_seconds": 1.0, "initializing_seconds": 2.0,
-            "impaired": [], "start_moves_launch_time": True})
+            "impaired": [], "start_moves_launch_time": True, "standby_checks": True})
         for bad, name in (({"nope": 1}, "nope"), ({"health_checks": "yes"}, "health_checks"),
                           ({"pending_seconds": -1}, "pending_seconds"),
                           ({"impaired": "i-1"}, "impaired")):
@@ -458,6 +483,8 @@ class PlainRealAws(World):
         self.assertEqual(self.instance(ids[0])["State"]["Name"], "running")
         self.assertEqual(self.instance(ids[0])["LaunchTime"], launched)
         self.assertEqual(self.status(ids[0])["InstanceStatus"]["Status"], "ok")
+        # moto's own Standby: below MinSize is let through.
+        self.asg.enter_standby(AutoScalingGroupName="g", InstanceIds=[ids[1]], ShouldDecrementDesiredCapacity=True)
         run_scenario(self.ep, "reset")
         self.assertFalse(http(self.ep, "/__realism/settings")[1]["health_checks"],
                          "--plain survives a reset")
