@@ -580,10 +580,13 @@ impl<'a> Planner<'a> {
 
     /// Why the group's health alarm (tag `retirement-guard:health-alarm`, else
     /// `HEALTH_ALARM`) keeps its processes suspended, when one is named and not open.
+    /// The settle time counts from the later of the alarm's change and the last start
+    /// of a member (the members came back then).
     fn health_gate(&self, group: &GroupSnapshot) -> Option<String> {
         let name = group.tags.get(HEALTH_ALARM_TAG).or(self.config.proactive.health_alarm.as_ref())?;
         let settle = chrono::Duration::minutes(self.config.proactive.settle_minutes as i64);
-        crate::proactive::gate(self.snapshot.alarms.get(name), name, settle, None, self.now).err().map(|(why, _)| why)
+        let back = group.members.iter().filter_map(|m| self.snapshot.instances.get(&m.id)?.launched_at).max();
+        crate::proactive::gate(self.snapshot.alarms.get(name), name, settle, back, self.now).err().map(|(why, _)| why)
     }
 
     /// A step that failed (or found its target gone) earlier in this invocation is not
@@ -719,6 +722,9 @@ mod tests {
         assert!(actions(&plan_for(&s, &env)).is_empty(), "OK for 3 of the 10 settle minutes");
         s.alarms.insert("es-green".into(), Some(alarm("OK", 30)));
         assert_eq!(actions(&plan_for(&s, &env)), ["resume_processes", "clear_recovering"]);
+        s.instances.get_mut(&id(1)).unwrap().launched_at = Some(now() - chrono::Duration::minutes(2));
+        assert!(actions(&plan_for(&s, &env)).is_empty(), "settled from the member's return, 2 of 10 minutes ago");
+        s.instances.get_mut(&id(1)).unwrap().launched_at = Some(now() - chrono::Duration::minutes(20));
         s.alarms.clear();
         assert!(actions(&plan_for(&s, &env)).is_empty(), "an alarm that could not be read holds it too");
         assert_eq!(
