@@ -231,8 +231,7 @@ impl Proactive {
             .transpose()
             .map_err(|e| err("MAINTENANCE_WINDOW", e))?;
         let health_alarm = get("HEALTH_ALARM");
-        if let Some(bad) = health_alarm.as_ref().filter(|a| a.chars().count() > 255 || a.chars().any(char::is_control))
-        {
+        if let Some(bad) = health_alarm.as_ref().filter(|a| !crate::domain::is_alarm_name(a)) {
             let shown = crate::text::shown(bad, 300);
             return Err(err(
                 "HEALTH_ALARM",

@@ -399,6 +399,11 @@ pub struct Snapshot {
     pub alarms_unread: Vec<String>,
 }
 
+/// Whether `name` can be a CloudWatch alarm name: 1–255 characters, none a control character.
+pub fn is_alarm_name(name: &str) -> bool {
+    (1..=255).contains(&name.chars().count()) && !name.chars().any(char::is_control)
+}
+
 /// A CloudWatch alarm (metric or composite) as DescribeAlarms shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Alarm {

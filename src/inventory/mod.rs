@@ -138,7 +138,7 @@ async fn health_alarms<I: Inventory>(inv: &I, snapshot: &mut Snapshot, need: &Ne
         .filter(|g| (need.proactive && may_be_moved(g, snapshot)) || (need.readiness && may_be_repaired(g, snapshot)))
         .filter_map(|g| g.tags.get(HEALTH_ALARM_TAG).or(need.health_alarm.as_ref()).cloned())
         // Not an alarm name (a tag can hold anything): left unread, that group's gate stays closed.
-        .filter(|n| (1..=255).contains(&n.chars().count()) && !n.chars().any(char::is_control))
+        .filter(|n| crate::domain::is_alarm_name(n))
         .collect();
     if names.is_empty() {
         return;

@@ -337,31 +337,29 @@ _orig_enter_standby = AutoScalingBackend.enter_standby_instances
 _orig_exit_standby = AutoScalingBackend.exit_standby_instances
 
 
-def _lifecycle(group, instance_ids):
-    return {s.instance.id: s.lifecycle_state for s in group.instance_states if s.instance.id in instance_ids}
+def _checked(backend, group_name, instance_ids, lifecycle):
+    """The group, when standby checks are on, after checking every instance is in `lifecycle`."""
+    group = backend.autoscaling_groups.get(group_name)
+    if group is None or not settings["standby_checks"]:
+        return None
+    states = {s.instance.id: s.lifecycle_state for s in group.instance_states}
+    for iid in instance_ids:
+        if states.get(iid) != lifecycle:
+            raise ValidationError(f"The instance {iid} is not in {lifecycle} (it is {states.get(iid, 'not a member')}).")
+    return group
 
 
 def _enter_standby(self, group_name, instance_ids, should_decrement):
-    group = self.autoscaling_groups.get(group_name)
-    if group is not None and settings["standby_checks"]:
-        states = _lifecycle(group, instance_ids)
-        for iid in instance_ids:
-            if states.get(iid) != "InService":
-                raise ValidationError(f"The instance {iid} is not in InService (it is {states.get(iid, 'not a member')}).")
-        if should_decrement and group.desired_capacity - len(instance_ids) < group.min_size:
-            raise ValidationError(
-                f"AutoScalingGroup {group_name} has min-size={group.min_size}, desired-capacity="
-                f"{group.desired_capacity}: decrementing it by {len(instance_ids)} would go below min-size.")
+    group = _checked(self, group_name, instance_ids, "InService")
+    if group is not None and should_decrement and group.desired_capacity - len(instance_ids) < group.min_size:
+        raise ValidationError(
+            f"AutoScalingGroup {group_name} has min-size={group.min_size}, desired-capacity="
+            f"{group.desired_capacity}: decrementing it by {len(instance_ids)} would go below min-size.")
     return _orig_enter_standby(self, group_name, instance_ids, should_decrement)
 
 
 def _exit_standby(self, group_name, instance_ids):
-    group = self.autoscaling_groups.get(group_name)
-    if group is not None and settings["standby_checks"]:
-        states = _lifecycle(group, instance_ids)
-        for iid in instance_ids:
-            if states.get(iid) != "Standby":
-                raise ValidationError(f"The instance {iid} is not in Standby (it is {states.get(iid, 'not a member')}).")
+    _checked(self, group_name, instance_ids, "Standby")
     return _orig_exit_standby(self, group_name, instance_ids)
 
 
